@@ -1,0 +1,90 @@
+"""Equinox modules of the networks recovered from convex solutions.
+
+Recovered networks keep one hidden unit per pattern of the convex program, so that
+recovery works inside ``jit`` (fixed shapes); units of a zero group have zero weights
+and contribute nothing. :meth:`pruned` drops them outside ``jit``.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ._losses import Loss, get_loss
+from ._prox import safe_norm
+
+
+def _with_bias(x: Array, bias: bool) -> Array:
+    return jnp.concatenate([x, jnp.ones((1,), x.dtype)]) if bias else x
+
+
+class GatedReLUNetwork(eqx.Module):
+    """Two-layer gated-ReLU network: ``f(x) = sum_j 1[x.g_j >= 0] (x.W1_j) w2_j``.
+
+    **Fields:**
+    - gates: ``(d', m)`` fixed gate vectors (not trained, not regularised).
+    - W1: ``(d', m)`` first-layer weights.
+    - w2: ``(m,)`` second-layer weights.
+    - bias: if True, ``x`` is augmented with a trailing 1 (so ``d' = d + 1``).
+
+    Call on one example ``x`` of shape ``(d,)``; returns a scalar. ``jax.vmap`` it (or
+    use :meth:`predict`) for a batch.
+    """
+
+    gates: Array
+    W1: Array
+    w2: Array
+    bias: bool = eqx.field(static=True, default=False)
+
+    def __call__(self, x: Array) -> Array:
+        x = _with_bias(jnp.asarray(x, self.W1.dtype), self.bias)
+        active = (x @ self.gates >= 0).astype(x.dtype)
+        return jnp.sum(active * (x @ self.W1) * self.w2)
+
+    def predict(self, X: Array) -> Array:
+        """Predictions for a batch ``X`` of shape ``(n, d)``: shape ``(n,)``."""
+        return jax.vmap(self)(X)
+
+    def weight_decay(self) -> Array:
+        """``1/2 (||W1||_F^2 + ||w2||^2)``: the non-convex regulariser divided by lam."""
+        return 0.5 * (jnp.sum(self.W1**2) + jnp.sum(self.w2**2))
+
+    @property
+    def active(self) -> Array:
+        """``(m,)`` boolean: units with a non-zero output weight."""
+        return self.w2 != 0
+
+    def pruned(self) -> "GatedReLUNetwork":
+        """The same function with zero units removed (outside ``jit`` only)."""
+        keep = np.asarray(self.active)
+        return GatedReLUNetwork(self.gates[:, keep], self.W1[:, keep], self.w2[keep], self.bias)
+
+
+def split_group(w: Array) -> tuple[Array, Array]:
+    """Neuron weights from a convex group ``w``: ``(w / sqrt||w||, sqrt||w||)`` (0 at 0)."""
+    norm = safe_norm(w, axis=0)
+    root = jnp.sqrt(norm)
+    return w / jnp.where(root > 0, root, 1.0), root
+
+
+def nonconvex_objective(network, X, y, lam, loss: str | Loss = "squared") -> Array:
+    """The non-convex training objective of a two-layer network.
+
+    ``L(network(X), y) + (lam / 2) * (||W1||_F^2 + ||w2||^2)``, scaled as DESIGN.md
+    section 2 says.
+
+    **Arguments:**
+    - network: a recovered network (for example ``fit(...).network``).
+    - X: ``(n, d)`` data (without the bias column: the network adds it).
+    - y: ``(n,)`` targets.
+    - lam: scalar weight decay.
+    - loss: ``"squared"``, ``"logistic"`` or a :class:`Loss`.
+    """
+    X = jnp.asarray(X)
+    predictions = jax.vmap(network)(X)
+    return get_loss(loss).value(predictions, jnp.asarray(y, predictions.dtype)) + lam * (
+        network.weight_decay()
+    )

@@ -1,0 +1,56 @@
+"""The shape every convex program takes for the proximal solvers.
+
+A program is ``min_x  loss(A x, y) + regulariser(x)``: a smooth loss of predictions
+``z = A x`` (shape ``(n,)``) and a regulariser with a cheap proximal operator. The
+solvers only touch ``matvec`` (``x -> A x``), ``rmatvec`` (``r -> A^T r``), the loss,
+``prox`` and ``certificate``; each program file adds its own recovery map.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+from jax import Array
+
+from .._losses import Loss
+
+
+class CompositeProgram(eqx.Module):
+    """``min_x loss(A x, y) + regulariser(x)``."""
+
+    y: eqx.AbstractVar[Array]
+    loss: eqx.AbstractVar[Loss]
+
+    @abc.abstractmethod
+    def matvec(self, x) -> Array:
+        """Predictions ``A x``, shape ``(n,)``."""
+
+    @abc.abstractmethod
+    def rmatvec(self, r: Array):
+        """Adjoint ``A^T r`` for ``r`` of shape ``(n,)``; same structure as ``x``."""
+
+    @abc.abstractmethod
+    def regulariser(self, x) -> Array:
+        """The non-smooth term's value (scalar)."""
+
+    @abc.abstractmethod
+    def prox(self, x, step: Array):
+        """``argmin_u 1/2 ||u - x||^2 + step * regulariser(u)``."""
+
+    @abc.abstractmethod
+    def certificate(self, x, z: Array, rho: Array, At_rho) -> tuple[Array, Array]:
+        """Duality gap and dual value from a dual direction ``rho`` (shape ``(n,)``).
+
+        ``z = A x`` and ``At_rho = A^T rho`` are passed in so the caller can reuse
+        them; the program scales ``rho`` to dual feasibility. Returns ``(gap, dual)``
+        with ``gap >= objective(x) - optimum``.
+        """
+
+    @abc.abstractmethod
+    def init_x(self):
+        """The zero point, with the structure and dtype of ``x``."""
+
+    def objective(self, x) -> Array:
+        """``loss(A x, y) + regulariser(x)``."""
+        return self.loss.value(self.matvec(x), self.y) + self.regulariser(x)

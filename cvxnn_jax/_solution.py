@@ -1,0 +1,45 @@
+"""The result of a convex solve."""
+
+from __future__ import annotations
+
+import equinox as eqx
+from jax import Array
+
+from ._solvers._results import RESULTS
+
+
+class Solution(eqx.Module):
+    """What ``fit`` returns. Every field is a JAX array (or pytree of them), so a
+    solution can leave a ``jit`` and be vmapped over.
+
+    **Fields:**
+    - weights: the convex weights (``(d, P)`` for gated ReLU, column ``i`` is ``w_i``).
+    - gates: ``(d, P)`` gates that define the patterns.
+    - network: the recovered ``equinox.Module`` network.
+    - objective: convex objective at ``weights`` (equal to the network's non-convex one).
+    - gap: duality gap, an upper bound on ``objective - optimum`` (sampled patterns).
+    - dual_objective: the best dual value found, a lower bound on the optimum.
+    - num_steps: solver iterations taken.
+    - result: a :class:`RESULTS` status.
+    - lam: the regularisation strength used.
+    """
+
+    weights: Array
+    gates: Array
+    network: eqx.Module
+    objective: Array
+    gap: Array
+    dual_objective: Array
+    num_steps: Array
+    result: RESULTS
+    lam: Array
+
+    @property
+    def converged(self) -> Array:
+        """Boolean array: the gap met the tolerance."""
+        return self.result == RESULTS.successful
+
+    @property
+    def relative_gap(self) -> Array:
+        """``gap / |objective|``: what ``tol`` is compared with."""
+        return self.gap / abs(self.objective)

@@ -1,0 +1,35 @@
+"""CVXPY/Clarabel reference solves and shared test problems (float64)."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+
+
+def cvxpy_gated_relu(X, y, masks, lam, loss="squared"):
+    """Optimal value and weights (d, P) of the gated-ReLU program, with Clarabel."""
+    X, y, masks = (np.asarray(a, dtype=np.float64) for a in (X, y, masks))
+    n, d = X.shape
+    P = masks.shape[1]
+    W = cp.Variable((d, P))
+    prediction = cp.sum(cp.multiply(masks, X @ W), axis=1)
+    if loss == "squared":
+        data_fit = cp.sum_squares(prediction - y) / (2 * n)
+    else:
+        data_fit = cp.sum(cp.logistic(-cp.multiply(y, prediction))) / n
+    objective = data_fit + lam * cp.sum(cp.norm(W, 2, axis=0))
+    problem = cp.Problem(cp.Minimize(objective))
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9,
+                  max_iter=500)
+    assert problem.status == cp.OPTIMAL, problem.status
+    return problem.value, W.value
+
+
+def planted_relu_problem(seed, n, d, noise=0.1, num_teachers=3):
+    """Synthetic regression data from a planted two-layer ReLU teacher."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((d, num_teachers))
+    a = rng.standard_normal(num_teachers)
+    y = np.maximum(X @ W, 0) @ a + noise * rng.standard_normal(n)
+    return X, y
