@@ -40,10 +40,11 @@ def prox_group_l2(x: ArrayLike, lam: ArrayLike, scaling: ArrayLike = 1.0) -> Arr
     x = jnp.asarray(x)
     norm = safe_norm(x)
     threshold = jnp.asarray(scaling, x.dtype) * jnp.asarray(lam, x.dtype)
-    positive = norm > threshold
-    # Guard the division on the branch that is not taken, so gradients stay finite.
-    factor = jnp.where(positive, 1.0 - threshold / jnp.where(positive, norm, 1.0), 0.0)
-    return factor * x
+    nonzero = norm > 0
+    # Guard the division on the branch that is not taken, so gradients stay finite. At
+    # x = 0 the factor is 0 for threshold > 0 and 1 for threshold = 0 (prox = identity).
+    ratio = jnp.where(nonzero, threshold / jnp.where(nonzero, norm, 1.0), jnp.sign(threshold))
+    return jnp.maximum(1.0 - ratio, 0.0) * x
 
 
 def prox_l1(x: ArrayLike, lam: ArrayLike, scaling: ArrayLike = 1.0) -> Array:
