@@ -13,14 +13,15 @@ import abc
 import equinox as eqx
 from jax import Array
 
-from .._losses import Loss
 
 
 class CompositeProgram(eqx.Module):
-    """``min_x loss(A x, y) + regulariser(x)``."""
+    """``min_x loss(A x, y) + regulariser(x)``.
 
-    y: eqx.AbstractVar[Array]
-    loss: eqx.AbstractVar[Loss]
+    Subclasses have the fields ``y`` (targets, ``(n,)``) and ``loss`` (a
+    :class:`~cvxnn_jax.Loss`); they are not declared here so that each program keeps
+    its own positional field order.
+    """
 
     @abc.abstractmethod
     def matvec(self, x) -> Array:

@@ -1,0 +1,72 @@
+"""Bad input is refused before tracing, with a message that names the argument."""
+
+import jax
+import numpy as np
+import pytest
+
+import cvxnn_jax as cn
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((20, 3))
+y = rng.standard_normal(20)
+labels = np.where(y > 0, 1.0, -1.0)
+gates = rng.standard_normal((3, 5))
+
+
+def _with(array, index, value):
+    array = array.copy()
+    array[index] = value
+    return array
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(X=X[:, 0]), ValueError, "X must be a 2-D"),
+        (dict(X=np.zeros((0, 3)), y=np.zeros(0)), ValueError, "X is empty"),
+        (dict(X=_with(X, (2, 1), np.nan)), ValueError, "X contains NaN or inf"),
+        (dict(X=_with(X, (0, 0), np.inf)), ValueError, "X contains NaN or inf"),
+        (dict(X="data"), TypeError, "X must be an array"),
+        (dict(y=y[:-1]), ValueError, "y has 19 rows but X has 20"),
+        (dict(y=np.stack([y, y], 1)), ValueError, "y must have shape"),
+        (dict(y=_with(y, 3, np.nan)), ValueError, "y contains NaN or inf"),
+        (dict(lam=-1e-3), ValueError, "lam must be >= 0"),
+        (dict(lam=np.nan), ValueError, "lam must be finite"),
+        (dict(lam=np.ones(2)), ValueError, "lam must be a scalar"),
+        (dict(gates=0), ValueError, "must be >= 1"),
+        (dict(gates=gates[:2]), ValueError, "gates must have shape"),
+        (dict(gates=_with(gates, (0, 0), np.nan)), ValueError, "gates contains NaN"),
+        (dict(loss="hinge"), ValueError, "loss must be one of"),
+        (dict(loss="logistic"), ValueError, r"y must hold labels in \{-1, \+1\}"),
+        (dict(model="deep"), ValueError, "model must be one of"),
+        (dict(solver="admm"), ValueError, "solver must be"),
+        (dict(tol=-1.0), ValueError, "tol must be"),
+        (dict(max_steps=0), ValueError, "max_steps must be"),
+        (dict(bias=1), TypeError, "bias must be a bool"),
+    ],
+)
+def test_fit_rejects_bad_input(kwargs, error, match):
+    arguments = dict(X=X, y=y, lam=1e-2, gates=gates)
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        cn.fit(**arguments)
+
+
+def test_logistic_accepts_pm_one_labels():
+    assert bool(cn.fit(X, labels, 1e-2, gates=gates, loss="logistic").converged)
+
+
+@pytest.mark.parametrize("num_gates,error", [(0, ValueError), (-3, ValueError), (2.5, TypeError)])
+def test_sample_gates_rejects_bad_num_gates(num_gates, error):
+    with pytest.raises(error, match="num_gates"):
+        cn.sample_gates(jax.random.PRNGKey(0), X, num_gates)
+
+
+def test_sample_gates_rejects_bad_data():
+    with pytest.raises(ValueError, match="X contains NaN"):
+        cn.sample_gates(jax.random.PRNGKey(0), _with(X, (0, 0), np.nan), 5)
+
+
+def test_sampling_inside_jit_is_refused_clearly():
+    with pytest.raises(TypeError, match="gates must be an array"):
+        jax.jit(lambda X: cn.fit(X, y, 1e-2, gates=5).objective)(X)
