@@ -14,7 +14,6 @@ import equinox as eqx
 from jax import Array
 
 
-
 class CompositeProgram(eqx.Module):
     """``min_x loss(A x, y) + regulariser(x)``.
 
