@@ -51,6 +51,25 @@ class CompositeProgram(eqx.Module):
     def init_x(self):
         """The zero point, with the structure and dtype of ``x``."""
 
+    # The smooth part as a function of the operator's output ``z = A x``. Solvers call
+    # these hooks, never the loss directly, so a program whose smooth part is more than
+    # ``loss(z, y)`` (the augmented Lagrangian of the ReLU program) reuses them as they are.
+    def smooth_value(self, z) -> Array:
+        """The smooth part ``f(z)`` at ``z = A x`` (scalar)."""
+        return self.loss.value(z, self.y)
+
+    def smooth_grad(self, z):
+        """``grad f(z)``, same structure as ``z``."""
+        return self.loss.grad(z, self.y)
+
+    def smooth_bregman(self, z_new, z_old) -> Array:
+        """``f(z_new) - f(z_old) - <grad f(z_old), z_new - z_old>``, without cancellation."""
+        return self.loss.bregman(z_new, z_old, self.y)
+
+    def smoothness(self) -> Array:
+        """Lipschitz constant of ``grad f`` with respect to ``z``."""
+        return self.loss.smoothness(self.y.shape[0])
+
     def objective(self, x) -> Array:
-        """``loss(A x, y) + regulariser(x)``."""
-        return self.loss.value(self.matvec(x), self.y) + self.regulariser(x)
+        """``f(A x) + regulariser(x)``."""
+        return self.smooth_value(self.matvec(x)) + self.regulariser(x)

@@ -93,12 +93,11 @@ class FISTA(eqx.Module):
         v = v / jnp.linalg.norm(v)
         v = jax.lax.fori_loop(0, self.power_iterations, power_step, v)
         sigma2 = jnp.linalg.norm(program.rmatvec(program.matvec(v)))
-        lipschitz = program.loss.smoothness(program.y.shape[0]) * sigma2
+        lipschitz = program.smoothness() * sigma2
         return 1.0 / jnp.maximum(lipschitz, jnp.finfo(x0.dtype).tiny)
 
     def init(self, program, x0) -> FISTAState:
         dtype = x0.dtype
-        n = program.y.shape[0]
         z0 = program.matvec(x0)
         step = self.initial_step_size(program, x0)
         history = max(self.extrapolation, 1) + 1
@@ -112,10 +111,10 @@ class FISTA(eqx.Module):
             min_step_size=step * 2.0**-40,
             max_step_size=step * 2.0**20,
             num_steps=jnp.zeros((), jnp.int32),
-            rho_history=jnp.zeros((history, n), dtype),
+            rho_history=jnp.zeros((history,) + z0.shape, dtype),
             At_rho_history=jnp.zeros((history,) + x0.shape, dtype),
             num_checks=jnp.zeros((), jnp.int32),
-            objective=program.loss.value(z0, program.y) + program.regulariser(x0),
+            objective=program.smooth_value(z0) + program.regulariser(x0),
             gap=jnp.full((), jnp.inf, dtype),
             best_dual=jnp.full((), -jnp.inf, dtype),
             result=RESULTS.successful,
@@ -124,20 +123,19 @@ class FISTA(eqx.Module):
     # ------------------------------------------------------------------ step
     def step(self, program, state: FISTAState) -> FISTAState:
         """One FISTA iteration (no certificate)."""
-        loss, y_data = program.loss, program.y
         x, z = state.x, state.z
         momentum_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * state.momentum**2))
         beta = (state.momentum - 1.0) / momentum_next
         y = x + beta * (x - state.x_prev)
         zy = z + beta * (z - state.z_prev)
-        grad = program.rmatvec(loss.grad(zy, y_data))
+        grad = program.rmatvec(program.smooth_grad(zy))
         slack = 1.0 + 8.0 * jnp.finfo(x.dtype).eps
 
         def trial(step_size):
             x_new = program.prox(y - step_size * grad, step_size)
             d = x_new - y
             dz = program.matvec(d)
-            curvature = loss.bregman(zy + dz, zy, y_data)
+            curvature = program.smooth_bregman(zy + dz, zy)
             accepted = (curvature <= slack * jnp.sum(d * d) / (2.0 * step_size)) | (
                 step_size <= state.min_step_size
             )
@@ -168,28 +166,27 @@ class FISTA(eqx.Module):
     # ------------------------------------------------------------ certificate
     def _extrapolated(self, rho_history, At_rho_history):
         """Anderson extrapolation of the dual directions (celer's dual extrapolation)."""
-        U = jnp.diff(rho_history, axis=0)  # (K, n)
+        U = jnp.diff(rho_history, axis=0).reshape(rho_history.shape[0] - 1, -1)  # (K, n)
         gram = U @ U.T
         K = gram.shape[0]
         ridge = jnp.finfo(gram.dtype).eps * jnp.trace(gram)
         c = jnp.linalg.solve(gram + ridge * jnp.eye(K, dtype=gram.dtype), jnp.ones(K, gram.dtype))
         c = c / jnp.sum(c)
-        rho = c @ rho_history[1:]
+        rho = jnp.tensordot(c, rho_history[1:], axes=1)
         At_rho = jnp.tensordot(c, At_rho_history[1:], axes=1)
         usable = jnp.all(jnp.isfinite(c))
         return rho, At_rho, usable
 
     def certify(self, program, state: FISTAState) -> FISTAState:
         """Refresh ``A x`` and ``A x_prev``, and evaluate the duality gap at ``x``."""
-        loss, y_data = program.loss, program.y
         x = state.x
         z = program.matvec(x)
         # Both predictions are refreshed: an error left in z - z_prev would persist
         # through the momentum recursion (beta -> 1) and grow from block to block.
         z_prev = program.matvec(state.x_prev)
-        rho = -loss.grad(z, y_data)
+        rho = -program.smooth_grad(z)
         At_rho = program.rmatvec(rho)
-        objective = loss.value(z, y_data) + program.regulariser(x)
+        objective = program.smooth_value(z) + program.regulariser(x)
         gap, dual = program.certificate(x, z, rho, At_rho)
         best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(dual), dual, -jnp.inf))
         rho_history = jnp.concatenate([state.rho_history[1:], rho[None]])
