@@ -10,11 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._losses import LogisticLoss, Loss, get_loss
-from ._networks import GatedReLUNetwork, split_group
-from ._patterns import add_bias_column, gate_masks, sample_gates
+from ._networks import GatedReLUNetwork, ReLUNetwork, split_group
+from ._patterns import add_bias_column, enumerate_gates_1d, enumerate_gates_2d, gate_masks, sample_gates
 from ._programs.gated_relu import GatedReLUProgram
+from ._programs.relu import ReLUProgram
 from ._solution import Solution
 from ._solvers._results import RESULTS
+from ._solvers.admm import ADMM, admm_solve
+from ._solvers.al import AugmentedLagrangian, al_solve
 from ._solvers.fista import FISTA, fista_solve
 from ._validation import (
     check_data_matrix,
@@ -26,6 +29,7 @@ from ._validation import (
 )
 
 MODELS = ("gated_relu", "relu")
+ACTIVATIONS = ("relu", "leaky_relu", "absolute")
 DEFAULT_NUM_GATES = 100
 
 
@@ -51,7 +55,43 @@ def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FIST
     )
 
 
+def relu_network(W, slope: float, bias: bool) -> ReLUNetwork:
+    """The ReLU network of convex weights ``W = [V | U]`` (``(d, 2P)``, DESIGN.md section 2)."""
+    W1, root = split_group(W)
+    P = W.shape[1] // 2
+    signs = jnp.concatenate([jnp.ones(P, W.dtype), -jnp.ones(P, W.dtype)])
+    return ReLUNetwork(W1=W1, w2=root * signs, slope=slope, bias=bias)
+
+
+@eqx.filter_jit
+def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, solver,
+                bias: bool, slope: float):
+    program = ReLUProgram(X=X, masks=gate_masks(X, gates), y=y, lam=lam, loss=loss, slope=slope)
+    if isinstance(solver, ADMM):
+        state = admm_solve(program, program.init_x(), tol, feasibility_tol, max_steps, solver)
+        W, num_steps = state.W_split, state.num_steps
+    else:
+        state = al_solve(program, program.init_x(), tol, feasibility_tol, max_steps, solver)
+        W, num_steps = state.W, state.inner.num_steps
+    return Solution(
+        weights=W,
+        gates=gates,
+        network=relu_network(W, slope, bias),
+        objective=state.objective,
+        gap=state.gap,
+        dual_objective=state.best_dual,
+        num_steps=num_steps,
+        result=state.result,
+        lam=lam,
+        violation=state.violation,
+    )
+
+
 def _resolve_gates(gates, X, key):
+    if isinstance(gates, str):
+        if gates != "exact":
+            raise ValueError(f"gates must be an int, an array or 'exact', got {gates!r}")
+        return _exact_gates(X)
     if gates is None or (isinstance(gates, (int, np.integer)) and not isinstance(gates, bool)):
         num_gates = DEFAULT_NUM_GATES if gates is None else int(gates)
         if num_gates < 1:
@@ -66,6 +106,20 @@ def _resolve_gates(gates, X, key):
     return check_gates(gates, X.shape[1], X.dtype)
 
 
+def _exact_gates(X):
+    """Every activation pattern of 1-D or 2-D data with the bias column appended."""
+    if not is_concrete(X):
+        raise TypeError("gates='exact' enumerates patterns outside jit; call fit outside jit "
+                        "or pass cvxnn_jax.enumerate_gates_2d(X) / enumerate_gates_1d(x)")
+    d = X.shape[1] - 1
+    if d == 1:
+        return enumerate_gates_1d(X[:, 0])
+    if d == 2:
+        return enumerate_gates_2d(X[:, :2])
+    raise ValueError(f"gates='exact' needs bias=True and data with 1 or 2 features, got {d + 1} "
+                     "columns (exact enumeration is exponential in the dimension)")
+
+
 def fit(
     X,
     y,
@@ -76,10 +130,13 @@ def fit(
     loss: str | Loss = "squared",
     solver=None,
     tol=1e-6,
-    max_steps=10_000,
+    max_steps=None,
     bias: bool = False,
     key=None,
     throw: bool = False,
+    activation: str = "relu",
+    leaky_slope: float = 0.01,
+    feasibility_tol=None,
 ) -> Solution:
     """Train a two-layer network through its convex program, with a certificate.
 
@@ -87,54 +144,85 @@ def fit(
     - X: ``(n, d)`` data.
     - y: ``(n,)`` targets (labels in {-1, +1} for ``loss="logistic"``).
     - lam: scalar regularisation strength (>= 0); weight decay of the network.
-    - gates: ``(d', P)`` gate vectors (``d' = d + 1`` with ``bias=True``), or an int:
-      the number of Gaussian gates to sample from ``key`` (default 100).
-    - model: ``"gated_relu"`` (``"relu"`` arrives with the cone-constrained solvers).
+    - gates: ``(d', P)`` gate vectors (``d' = d + 1`` with ``bias=True``); an int: the
+      number of Gaussian gates to sample from ``key`` (default 100); or ``"exact"``:
+      every activation pattern, for 1-D or 2-D data with ``bias=True`` (then the
+      certificate is global for the non-convex network).
+    - model: ``"gated_relu"`` (unconstrained group lasso) or ``"relu"`` (the
+      cone-constrained program, exactly equivalent to the ReLU network).
     - loss: ``"squared"`` or ``"logistic"``.
-    - solver: ``None`` or ``"fista"`` (the default for gated ReLU), or a ``FISTA``
-      instance to change its hyper-parameters.
+    - solver: gated ReLU: ``None``/``"fista"`` or a ``FISTA``; ReLU: ``None``/``"al"``
+      (augmented Lagrangian) or ``"admm"``, or an ``AugmentedLagrangian``/``ADMM``.
     - tol: relative duality gap at which to stop (``gap <= tol * objective``).
-    - max_steps: iteration budget.
+    - max_steps: iteration budget (default 10 000 for FISTA, 100 000 inner steps for AL,
+      20 000 for ADMM).
     - bias: append a column of ones to ``X`` (the network then adds it to each input).
     - key: ``jax.random`` key for sampling gates (default ``PRNGKey(0)``).
     - throw: raise (through ``equinox.error_if``) if the solve does not converge.
       Otherwise a non-converged solve warns (``ConvergenceWarning``) when called
       outside ``jit``, and always reports ``solution.result``.
+    - activation: ``model="relu"`` only: ``"relu"``, ``"leaky_relu"`` (negative slope
+      ``leaky_slope``) or ``"absolute"``.
+    - feasibility_tol: ``model="relu"`` only: largest cone violation accepted (in units
+      of weight norm, see ``ReLUProgram.violation``); default ``tol``.
 
     **Returns:** a :class:`Solution` (objective, gap, converged, num_steps, weights,
-    network, ...).
+    network, ...). For ``model="relu"`` the weights are ``[V | U]`` (``(d', 2P)``), the
+    objective is the recovered network's non-convex objective, and ``violation`` is set.
 
     ``lam``, ``tol`` and ``max_steps`` are traced, so new values do not recompile.
     ``fit`` can be called inside the caller's ``jax.jit`` when ``gates`` is an array.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if model == "relu":
-        raise NotImplementedError(
-            "model='relu' (cone-constrained program, AL/ADMM solvers) is not implemented yet; "
-            "use model='gated_relu'"
-        )
     loss_fn = get_loss(loss)
-    if solver is None or solver == "fista":
-        solver = FISTA()
-    elif not isinstance(solver, FISTA):
-        raise ValueError(f"solver must be None, 'fista' or a FISTA instance for {model!r}, got {solver!r}")
+    if model == "gated_relu":
+        if solver is None or solver == "fista":
+            solver = FISTA()
+        elif not isinstance(solver, FISTA):
+            raise ValueError(f"solver must be None, 'fista' or a FISTA instance for 'gated_relu', got {solver!r}")
+        default_steps = 10_000
+    else:
+        if solver is None or solver == "al":
+            solver = AugmentedLagrangian()
+        elif solver == "admm":
+            solver = ADMM()
+        elif not isinstance(solver, (AugmentedLagrangian, ADMM)):
+            raise ValueError("solver must be None, 'al', 'admm' or an AugmentedLagrangian/ADMM "
+                             f"instance for 'relu', got {solver!r}")
+        default_steps = 20_000 if isinstance(solver, ADMM) else 100_000
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if activation != "relu" and model != "relu":
+        raise ValueError(f"activation={activation!r} needs model='relu'")
+    if activation == "leaky_relu" and not 0.0 < float(leaky_slope) < 1.0:
+        raise ValueError(f"leaky_slope must lie in (0, 1), got {leaky_slope}")
+    slope = {"relu": 0.0, "leaky_relu": float(leaky_slope), "absolute": -1.0}[activation]
     if not isinstance(bias, bool):
         raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+    if isinstance(gates, str) and gates == "exact" and not bias:
+        raise ValueError("gates='exact' needs bias=True: the patterns enumerated are those of "
+                         "affine hyperplanes")
+    max_steps = default_steps if max_steps is None else max_steps
 
     X = check_data_matrix(X)
     y = check_targets(y, X.shape[0], X.dtype, binary_labels=isinstance(loss_fn, LogisticLoss))
     lam = check_lam(lam, X.dtype)
     check_positive_scalar(tol, "tol", allow_zero=True)
     check_positive_scalar(max_steps, "max_steps")
+    feasibility_tol = tol if feasibility_tol is None else feasibility_tol
+    check_positive_scalar(feasibility_tol, "feasibility_tol", allow_zero=True)
     if bias:
         X = add_bias_column(X)
     gates = _resolve_gates(gates, X, key)
 
-    solution = _solve_gated_relu(
-        X, y, gates, lam, jnp.asarray(tol, X.dtype), jnp.asarray(max_steps, jnp.int32),
-        loss_fn, solver, bias,
-    )
+    tol_array = jnp.asarray(tol, X.dtype)
+    steps_array = jnp.asarray(max_steps, jnp.int32)
+    if model == "gated_relu":
+        solution = _solve_gated_relu(X, y, gates, lam, tol_array, steps_array, loss_fn, solver, bias)
+    else:
+        solution = _solve_relu(X, y, gates, lam, tol_array, jnp.asarray(feasibility_tol, X.dtype),
+                               steps_array, loss_fn, solver, bias, slope)
     if throw:
         solution = eqx.error_if(
             solution, solution.result != RESULTS.successful, "fit did not converge"

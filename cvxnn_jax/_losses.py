@@ -55,6 +55,10 @@ class Loss(eqx.Module):
     def smoothness(self, n: int) -> float:
         """Lipschitz constant of ``grad L`` (with respect to ``z``)."""
 
+    @abc.abstractmethod
+    def prox(self, w: Array, step: Array, y: Array) -> Array:
+        """``argmin_z L(z) + ||z - w||^2 / (2 step)``, shape ``(n,)``."""
+
 
 class SquaredLoss(Loss):
     """``L(z) = 1/(2n) ||z - y||^2``."""
@@ -81,6 +85,10 @@ class SquaredLoss(Loss):
 
     def smoothness(self, n):
         return 1.0 / n
+
+    def prox(self, w, step, y):
+        t = step / w.shape[0]
+        return (w + t * y) / (1.0 + t)
 
 
 def _xlogx(p):
@@ -134,6 +142,18 @@ class LogisticLoss(Loss):
 
     def smoothness(self, n):
         return 0.25 / n
+
+    def prox(self, w, step, y, newton_steps: int = 30):
+        # Separable and strongly convex (curvature >= 1/step): Newton per sample from w.
+        t = step / w.shape[0]
+
+        def newton(_, z):
+            p = jax.nn.sigmoid(-y * z)
+            gradient = -y * p * t + (z - w)
+            curvature = p * (1.0 - p) * t + 1.0
+            return z - gradient / curvature
+
+        return jax.lax.fori_loop(0, newton_steps, newton, w)
 
 
 LOSSES = {"squared": SquaredLoss, "logistic": LogisticLoss}

@@ -63,6 +63,48 @@ class GatedReLUNetwork(eqx.Module):
         return GatedReLUNetwork(self.gates[:, keep], self.W1[:, keep], self.w2[keep], self.bias)
 
 
+class ReLUNetwork(eqx.Module):
+    """Two-layer network ``f(x) = sum_j sigma(x . W1_j) w2_j``, ``sigma(t) = max(t, a t)``.
+
+    **Fields:**
+    - W1: ``(d', m)`` first-layer weights.
+    - w2: ``(m,)`` second-layer weights.
+    - slope: the activation's negative slope ``a`` (0 ReLU, in (0, 1) leaky ReLU,
+      -1 absolute value).
+    - bias: if True, ``x`` is augmented with a trailing 1 (so ``d' = d + 1``).
+
+    Call on one example ``x`` of shape ``(d,)``; returns a scalar.
+    """
+
+    W1: Array
+    w2: Array
+    slope: float = eqx.field(static=True, default=0.0)
+    bias: bool = eqx.field(static=True, default=False)
+
+    def __call__(self, x: Array) -> Array:
+        x = _with_bias(jnp.asarray(x, self.W1.dtype), self.bias)
+        t = x @ self.W1
+        return jnp.sum(jnp.maximum(t, self.slope * t) * self.w2)
+
+    def predict(self, X: Array) -> Array:
+        """Predictions for a batch ``X`` of shape ``(n, d)``: shape ``(n,)``."""
+        return jax.vmap(self)(X)
+
+    def weight_decay(self) -> Array:
+        """``1/2 (||W1||_F^2 + ||w2||^2)``: the non-convex regulariser divided by lam."""
+        return 0.5 * (jnp.sum(self.W1**2) + jnp.sum(self.w2**2))
+
+    @property
+    def active(self) -> Array:
+        """``(m,)`` boolean: units with a non-zero output weight."""
+        return self.w2 != 0
+
+    def pruned(self) -> "ReLUNetwork":
+        """The same function with zero units removed (outside ``jit`` only)."""
+        keep = np.asarray(self.active)
+        return ReLUNetwork(self.W1[:, keep], self.w2[keep], self.slope, self.bias)
+
+
 def split_group(w: Array) -> tuple[Array, Array]:
     """Neuron weights from a convex group ``w``: ``(w / sqrt||w||, sqrt||w||)`` (0 at 0)."""
     norm = safe_norm(w, axis=0)

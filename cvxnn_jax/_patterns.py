@@ -100,3 +100,48 @@ def enumerate_gates_1d(x: ArrayLike) -> Array:
     down = jnp.stack([-ones, xs])  # 1[x <= x_j]: the bottom points up to x_j
     gates = jnp.concatenate([up, down], axis=1)
     return gates[:, unique_patterns(add_bias_column(x[:, None]), gates)]
+
+
+def enumerate_gates_2d(X: ArrayLike) -> Array:
+    """All activation patterns of 2-D data with a bias column, exactly.
+
+    Every affine half-plane pattern ``1[x . u >= c]`` on the points is realised by a
+    direction ``u`` inside one cell of the arrangement of critical directions (those
+    orthogonal to some ``x_i - x_j``, where the order of the projections changes) and a
+    threshold between two consecutive projections. One direction per cell (the mid
+    angle) and every mid-point threshold (plus one below all points) therefore give
+    every pattern, each realised with no data point on the gate's hyperplane (a strict
+    interior point of its cone, which :func:`cone_decomposition` relies on). Duplicate
+    and all-zero patterns are dropped. ``O(n^3)`` candidates, so meant for small ``n``
+    (a few hundred points at most).
+
+    **Arguments:**
+    - X: ``(n, 2)`` data, without the bias column.
+
+    **Returns:** ``(3, P)`` gates for ``add_bias_column(X)``, ``P = O(n^2)``.
+    """
+    X = check_data_matrix(X)
+    if X.shape[1] != 2:
+        raise ValueError(f"X must have shape (n, 2) for 2-D enumeration, got {X.shape}")
+    points = np.unique(np.asarray(X, dtype=np.float64), axis=0)
+    i, j = np.triu_indices(points.shape[0], k=1)
+    diff = points[i] - points[j]
+    critical = np.arctan2(diff[:, 1], diff[:, 0]) + 0.5 * np.pi
+    critical = np.mod(np.concatenate([critical, critical + np.pi]), 2 * np.pi)
+    critical = np.unique(critical)
+    if critical.size == 0:
+        angles = np.array([0.0, np.pi])
+    else:
+        following = np.concatenate([critical[1:], critical[:1] + 2 * np.pi])
+        angles = 0.5 * (critical + following)
+    directions = np.stack([np.cos(angles), np.sin(angles)])  # (2, A)
+    projections = np.sort(points @ directions, axis=0)  # (m, A)
+    below = projections[:1] - 1.0
+    mids = 0.5 * (projections[1:] + projections[:-1])
+    thresholds = np.concatenate([below, mids], axis=0)  # (m, A)
+    gates = np.concatenate([
+        np.broadcast_to(directions[:, None, :], (2,) + thresholds.shape).reshape(2, -1),
+        -thresholds.reshape(1, -1),
+    ])
+    gates = jnp.asarray(gates, X.dtype)
+    return gates[:, unique_patterns(add_bias_column(X), gates)]

@@ -22,6 +22,8 @@ class Solution(eqx.Module):
     - num_steps: solver iterations taken.
     - result: a :class:`RESULTS` status.
     - lam: the regularisation strength used.
+    - violation: largest cone violation of ``weights`` (ReLU program; see
+      ``ReLUProgram.violation``), ``None`` for programs without constraints.
     """
 
     weights: Array
@@ -33,6 +35,7 @@ class Solution(eqx.Module):
     num_steps: Array
     result: RESULTS
     lam: Array
+    violation: Array | None = None
 
     @property
     def converged(self) -> Array:

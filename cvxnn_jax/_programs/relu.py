@@ -1,0 +1,136 @@
+"""The cone-constrained ReLU program (DESIGN.md sections 2 and 4, item 2).
+
+    min_{V,U}  L(sum_i c_i * X (v_i - u_i), y) + lam * sum_i (||v_i||_2 + ||u_i||_2)
+    subject to  S_i X v_i >= 0,  S_i X u_i >= 0
+
+with ``c_i = a + (1 - a) D_i`` for the activation ``sigma_a(t) = max(t, a t)``
+(``a = 0`` ReLU, ``0 < a < 1`` leaky ReLU, ``a = -1`` absolute value) and
+``S_i = 2 D_i - 1``. The weights are stored as one ``(d, 2P)`` array ``W = [V | U]``:
+column ``j < P`` is ``v_j``, column ``P + j`` is ``u_j``. Everything the solvers need
+comes from the single matmul ``X @ W`` (``(n, 2P)``): the predictions are
+``sum(C * (X W), axis=1)`` with ``C = [c, -c]`` and the cone values are ``S2 * (X W)``
+with ``S2 = [S, S]``.
+
+Certificate (DESIGN.md section 2): given a dual direction ``rho`` (``(n,)``) and cone
+multipliers ``gamma >= 0`` (``(n, 2P)``), the point ``s * (rho, gamma)`` with
+``s = min(1, lam / max_j ||X^T (C_j rho + S2_j gamma_j)||)`` is dual feasible and
+``-L*(-s rho)`` is a lower bound on the program's optimum. The upper bound is the
+non-convex objective of the network recovered from ``W``: a real network, so it is
+honest even while ``W`` violates the cones slightly. ``gap = upper - lower``.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from .._losses import Loss
+from .._prox import prox_group_l2, safe_norm
+
+_prox_columns = jax.vmap(prox_group_l2, in_axes=(1, None, None), out_axes=1)
+
+
+def activation(t: Array, slope) -> Array:
+    """``max(t, slope * t)`` for ``slope <= 1``: ReLU (0), leaky ReLU, absolute value (-1)."""
+    return jnp.maximum(t, slope * t)
+
+
+class ReLUProgram(eqx.Module):
+    """Data of one cone-constrained ReLU program; ``W = [V | U]`` has shape ``(d, 2P)``.
+
+    **Fields:**
+    - X: ``(n, d)`` data.
+    - masks: ``(n, P)`` activation patterns (0.0 / 1.0).
+    - y: ``(n,)`` targets.
+    - lam: scalar regularisation strength.
+    - loss: the :class:`~cvxnn_jax.Loss`.
+    - slope: the activation's negative slope ``a`` (0 ReLU, -1 absolute value).
+    """
+
+    X: Array
+    masks: Array
+    y: Array
+    lam: Array
+    loss: Loss
+    slope: float | Array = 0.0
+
+    # ------------------------------------------------------------ structure
+    @property
+    def num_patterns(self) -> int:
+        return self.masks.shape[1]
+
+    def coefficients(self) -> Array:
+        """``C = [c, -c]``, ``(n, 2P)``: prediction weight of each column of ``X W``."""
+        c = self.slope + (1.0 - self.slope) * self.masks
+        return jnp.concatenate([c, -c], axis=1)
+
+    def signs(self) -> Array:
+        """``S2 = [S, S]``, ``(n, 2P)``: the cones are ``S2 * (X W) >= 0``."""
+        s = 2.0 * self.masks - 1.0
+        return jnp.concatenate([s, s], axis=1)
+
+    def column_signs(self) -> Array:
+        """``(2P,)``: +1 for the ``v`` columns, -1 for the ``u`` columns."""
+        P = self.num_patterns
+        return jnp.concatenate([jnp.ones(P, self.X.dtype), -jnp.ones(P, self.X.dtype)])
+
+    def init_x(self) -> Array:
+        return jnp.zeros((self.X.shape[1], 2 * self.num_patterns), self.X.dtype)
+
+    # ------------------------------------------------------------ values
+    def predict(self, W: Array) -> Array:
+        """Predictions of the convex model, ``sum_i c_i X (v_i - u_i)``: ``(n,)``."""
+        return jnp.sum(self.coefficients() * (self.X @ W), axis=1)
+
+    def network_predict(self, W: Array) -> Array:
+        """Predictions of the network recovered from ``W`` (activations, not masks)."""
+        return activation(self.X @ W, self.slope) @ self.column_signs()
+
+    def regulariser(self, W: Array) -> Array:
+        return self.lam * jnp.sum(safe_norm(W, axis=0))
+
+    def prox(self, W: Array, step) -> Array:
+        return _prox_columns(W, self.lam, step)
+
+    def objective(self, W: Array) -> Array:
+        """Convex objective at ``W`` (cone constraints not checked)."""
+        return self.loss.value(self.predict(W), self.y) + self.regulariser(W)
+
+    def network_objective(self, W: Array) -> Array:
+        """Non-convex objective of the network recovered from ``W``."""
+        return self.loss.value(self.network_predict(W), self.y) + self.regulariser(W)
+
+    def row_norm(self) -> Array:
+        """``max_k ||x_k||``: the unit in which cone violations are reported."""
+        return jnp.max(safe_norm(self.X, axis=1))
+
+    def violation(self, W: Array) -> Array:
+        """Largest cone violation ``max (-S2 * X W)_+`` divided by ``max_k ||x_k||``.
+
+        In units of weight norm: a violation of ``t`` is undone by moving a neuron's
+        weights a distance of at least ``t``.
+        """
+        worst = jnp.max(jnp.maximum(-self.signs() * (self.X @ W), 0.0))
+        return worst / jnp.maximum(self.row_norm(), jnp.finfo(self.X.dtype).tiny)
+
+    def certificate(self, W: Array, rho: Array, gamma: Array):
+        """``(gap, lower, upper)`` from a dual direction and cone multipliers.
+
+        **Arguments:**
+        - W: ``(d, 2P)`` weights.
+        - rho: ``(n,)`` dual direction (``-grad L`` at the predictions).
+        - gamma: ``(n, 2P)`` non-negative cone multipliers.
+
+        ``lower`` is a dual value (a lower bound on the optimum over these patterns),
+        ``upper`` the recovered network's objective; ``gap = upper - lower``.
+        """
+        At = self.X.T @ (self.coefficients() * rho[:, None] + self.signs() * gamma)
+        max_norm = jnp.max(safe_norm(At, axis=0))
+        lam = self.lam
+        scale = jnp.where(max_norm > lam, lam / jnp.where(max_norm > 0, max_norm, 1.0), 1.0)
+        lower = self.loss.dual(scale * rho, self.y)
+        upper = self.network_objective(W)
+        return upper - lower, lower, upper
+

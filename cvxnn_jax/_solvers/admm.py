@@ -1,0 +1,298 @@
+"""ADMM for the cone-constrained ReLU program (Bai, Gautam & Sojoudi 2022; CRONOS 2024).
+
+Splitting, with ``W = [V | U]`` of shape ``(d, 2P)``, ``F W = sum(C * X W, 1)`` the
+predictions and ``G W = S2 * X W`` the cone values:
+
+    min  L(z) + lam sum_j ||w'_j|| + I(s >= 0)
+    s.t. F W = z,   W = W',   G W = s
+
+With one penalty ``beta`` for the three constraints, the ``W``-step solves
+
+    (I + F^T F + G^T G) W = F^T (z - lz) + (W' - lw) + G^T (s - ls),
+
+whose matrix does not depend on ``beta``, so it is factored once and ``beta`` can be
+rebalanced for free. In the coordinates ``p = (v - u) / sqrt 2`` and
+``q = (v + u) / sqrt 2`` it splits: ``G^T G = I (x) X^T X`` (``S2^2 = 1``) and ``F``
+sees only ``p``, so the ``q`` block is ``I + X^T X`` for every pattern (one ``d x d``
+Cholesky) and the ``p`` block is ``I + I (x) X^T X + 2 F0^T F0`` (``dP x dP``, with
+``F0 p = sum(c * X p, 1)``). The ``p`` block is solved by a Cholesky factorisation when
+``dP <= max_direct_size``, otherwise by conjugate gradients with a randomised Nystrom
+preconditioner, warm-started from the previous ``W``.
+
+The other steps are proximal maps: ``z`` by the loss's prox (``Loss.prox``), ``W'`` by
+the group soft-threshold, ``s`` by projection on ``s >= 0``; over-relaxation with
+``relaxation`` in (0, 2). Every ``check_every`` iterations the certificate of
+:class:`ReLUProgram` is evaluated at ``W'`` (the group-sparse copy) with
+``rho = -grad L`` at its predictions and the cone multipliers ``gamma = -beta ls``
+(``>= 0`` by the ``s``-step), and ``beta`` is rebalanced from the primal and dual
+residuals. The loop stops when ``gap <= tol * objective`` and the violation is
+``<= feasibility_tol``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from .._programs.relu import ReLUProgram
+from ._results import RESULTS
+
+_SQRT_HALF = 0.5**0.5
+
+
+class ADMMState(NamedTuple):
+    W: Array  # (d, 2P) the smooth-step variable
+    W_split: Array  # (d, 2P) the group-sparse copy W'
+    z: Array  # (n,) predictions copy
+    s: Array  # (n, 2P) cone slack
+    lz: Array  # scaled multipliers
+    lw: Array
+    ls: Array
+    beta: Array
+    num_steps: Array
+    objective: Array
+    gap: Array
+    best_dual: Array
+    violation: Array
+    primal_residual: Array
+    dual_residual: Array
+    result: RESULTS
+
+
+class _Factorisation(NamedTuple):
+    p_block: Array  # Cholesky factor of the p block (dP, dP), or (0, 0) when iterative
+    q_block: Array  # Cholesky factor of I + X^T X, (d, d)
+    nystrom_vectors: Array  # (dP, r) or (0, 0)
+    nystrom_values: Array  # (r,)
+
+
+class ADMM(eqx.Module):
+    """Hyper-parameters of ADMM (static: changing them recompiles).
+
+    **Fields:**
+    - relaxation: over-relaxation factor in (0, 2) (1 is plain ADMM).
+    - initial_penalty: ``beta`` at the start, in units of the loss's smoothness.
+    - check_every: iterations between certificate evaluations and ``beta`` updates.
+    - balance: rebalance ``beta`` when one residual exceeds the other by this factor.
+    - max_direct_size: largest ``d * P`` solved by a Cholesky factorisation.
+    - cg_max_steps, cg_tol: conjugate gradients (when iterative), warm-started.
+    - nystrom_rank: rank of the randomised Nystrom preconditioner.
+    """
+
+    relaxation: float = eqx.field(static=True, default=1.6)
+    initial_penalty: float = eqx.field(static=True, default=1.0)
+    check_every: int = eqx.field(static=True, default=10)
+    balance: float = eqx.field(static=True, default=10.0)
+    max_direct_size: int = eqx.field(static=True, default=4096)
+    cg_max_steps: int = eqx.field(static=True, default=50)
+    cg_tol: float = eqx.field(static=True, default=1e-10)
+    nystrom_rank: int = eqx.field(static=True, default=64)
+
+    def __check_init__(self):
+        if not 0 < self.relaxation < 2:
+            raise ValueError(f"relaxation must lie in (0, 2), got {self.relaxation}")
+        if not self.initial_penalty > 0:
+            raise ValueError(f"initial_penalty must be > 0, got {self.initial_penalty}")
+        if self.check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if not self.balance > 1:
+            raise ValueError(f"balance must be > 1, got {self.balance}")
+        if self.nystrom_rank < 1 or self.cg_max_steps < 1:
+            raise ValueError("nystrom_rank and cg_max_steps must be >= 1")
+
+
+# ---------------------------------------------------------------- linear algebra
+def _p_operator(program: ReLUProgram, P_mat: Array) -> Array:
+    """``(I + I (x) X^T X + 2 F0^T F0) p`` for ``p`` as a ``(d, P)`` matrix."""
+    c = program.coefficients()[:, : program.num_patterns]
+    Z = program.X @ P_mat
+    return P_mat + program.X.T @ (Z + 2.0 * c * jnp.sum(c * Z, axis=1, keepdims=True))
+
+
+def _dense_p_block(program: ReLUProgram) -> Array:
+    """The ``p`` block as a dense ``(dP, dP)`` matrix (column-major over patterns)."""
+    X = program.X
+    n, d = X.shape
+    P = program.num_patterns
+    c = program.coefficients()[:, :P]
+    F0 = (X[:, :, None] * c[:, None, :]).reshape(n, d * P)  # index (k, i * P + j)
+    gram = X.T @ X
+    eye_P = jnp.eye(P, dtype=X.dtype)
+    blockdiag = (gram[:, None, :, None] * eye_P[None, :, None, :]).reshape(d * P, d * P)
+    return jnp.eye(d * P, dtype=X.dtype) + blockdiag + 2.0 * F0.T @ F0
+
+
+def _nystrom(program: ReLUProgram, rank: int, key) -> tuple[Array, Array]:
+    """Randomised Nystrom approximation ``U diag(lam) U^T`` of the p block minus I."""
+    d, P = program.X.shape[1], program.num_patterns
+    dtype = program.X.dtype
+    omega = jax.random.normal(key, (d * P, rank), dtype)
+    omega, _ = jnp.linalg.qr(omega)
+    apply = jax.vmap(
+        lambda v: (_p_operator(program, v.reshape(d, P)) - v.reshape(d, P)).reshape(-1),
+        in_axes=1, out_axes=1,
+    )
+    Y = apply(omega)
+    shift = jnp.finfo(dtype).eps * jnp.linalg.norm(Y)
+    Y = Y + shift * omega
+    B = omega.T @ Y
+    chol = jnp.linalg.cholesky(0.5 * (B + B.T))
+    E = jax.scipy.linalg.solve_triangular(chol, Y.T, lower=True).T
+    U, sigma, _ = jnp.linalg.svd(E, full_matrices=False)
+    return U, jnp.maximum(sigma**2 - shift, 0.0)
+
+
+def _factorise(program: ReLUProgram, solver: "ADMM") -> _Factorisation:
+    X = program.X
+    d, P = X.shape[1], program.num_patterns
+    q_block = jnp.linalg.cholesky(jnp.eye(d, dtype=X.dtype) + X.T @ X)
+    if d * P <= solver.max_direct_size:
+        empty = jnp.zeros((0, 0), X.dtype)
+        return _Factorisation(jnp.linalg.cholesky(_dense_p_block(program)), q_block, empty,
+                              jnp.zeros((0,), X.dtype))
+    U, values = _nystrom(program, min(solver.nystrom_rank, d * P), jax.random.PRNGKey(0))
+    return _Factorisation(jnp.zeros((0, 0), X.dtype), q_block, U, values)
+
+
+def _cho_solve(factor: Array, B: Array) -> Array:
+    return jax.scipy.linalg.cho_solve((factor, True), B)
+
+
+def _solve_p(program, factors: _Factorisation, rhs: Array, guess: Array, solver: "ADMM") -> Array:
+    d, P = guess.shape
+    if factors.p_block.shape[0] > 0:
+        return _cho_solve(factors.p_block, rhs.reshape(-1)).reshape(d, P)
+    U, values = factors.nystrom_vectors, factors.nystrom_values
+    # Nystrom preconditioner for I + H with H ~ U diag(values) U^T (mu = 1):
+    # P^{-1} = U diag((values_r + 1) / (values + 1)) U^T + (I - U U^T).
+    top = values[-1] + 1.0
+
+    def precondition(r):
+        r = r.reshape(-1)
+        coeff = U.T @ r
+        return (U @ (coeff * (top / (values + 1.0) - 1.0)) + r).reshape(d, P)
+
+    x, _ = jax.scipy.sparse.linalg.cg(
+        lambda v: _p_operator(program, v), rhs, x0=guess, M=precondition,
+        tol=solver.cg_tol, maxiter=solver.cg_max_steps,
+    )
+    return x
+
+
+def _solve_W(program, factors, rhs: Array, W_guess: Array, solver) -> Array:
+    P = program.num_patterns
+    rhs_v, rhs_u = rhs[:, :P], rhs[:, P:]
+    rhs_p, rhs_q = _SQRT_HALF * (rhs_v - rhs_u), _SQRT_HALF * (rhs_v + rhs_u)
+    guess_p = _SQRT_HALF * (W_guess[:, :P] - W_guess[:, P:])
+    p = _solve_p(program, factors, rhs_p, guess_p, solver)
+    q = _cho_solve(factors.q_block, rhs_q)
+    return jnp.concatenate([_SQRT_HALF * (p + q), _SQRT_HALF * (q - p)], axis=1)
+
+
+# ---------------------------------------------------------------- the loop
+def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
+               solver: ADMM = ADMM()) -> ADMMState:
+    """Solve the ReLU program by ADMM from ``W0`` (``(d, 2P)``).
+
+    Stops when ``gap <= tol * objective`` and ``violation <= feasibility_tol`` (checked
+    every ``check_every`` iterations) or after ``max_steps`` iterations. Pure and
+    jit/vmap-compatible.
+    """
+    dtype = W0.dtype
+    tol = jnp.asarray(tol, dtype)
+    feasibility_tol = jnp.asarray(feasibility_tol, dtype)
+    max_steps = jnp.asarray(max_steps, jnp.int32)
+    loss, y, lam = program.loss, program.y, program.lam
+    X = program.X
+    n = y.shape[0]
+    C, S2 = program.coefficients(), program.signs()
+    factors = _factorise(program, solver)
+    alpha = solver.relaxation
+
+    def F(W):
+        return jnp.sum(C * (X @ W), axis=1)
+
+    def step(state: ADMMState) -> ADMMState:
+        beta = state.beta
+        rhs = X.T @ (C * (state.z - state.lz)[:, None] + S2 * (state.s - state.ls)) + (
+            state.W_split - state.lw
+        )
+        W = _solve_W(program, factors, rhs, state.W, solver)
+        XW = X @ W
+        Fw = alpha * jnp.sum(C * XW, axis=1) + (1 - alpha) * state.z
+        Wr = alpha * W + (1 - alpha) * state.W_split
+        Gw = alpha * S2 * XW + (1 - alpha) * state.s
+        z = loss.prox(Fw + state.lz, 1.0 / beta, y)
+        W_split = program.prox(Wr + state.lw, 1.0 / beta)
+        s = jnp.maximum(Gw + state.ls, 0.0)
+        lz = state.lz + Fw - z
+        lw = state.lw + Wr - W_split
+        ls = state.ls + Gw - s
+        # Residuals (Boyd et al. section 3.3) in the unscaled variables.
+        primal = jnp.sqrt(
+            jnp.sum((jnp.sum(C * XW, axis=1) - z) ** 2)
+            + jnp.sum((W - W_split) ** 2)
+            + jnp.sum((S2 * XW - s) ** 2)
+        )
+        dual = beta * jnp.sqrt(
+            jnp.sum((X.T @ (C * (z - state.z)[:, None] + S2 * (s - state.s))
+                     + (W_split - state.W_split)) ** 2)
+        )
+        return state._replace(W=W, W_split=W_split, z=z, s=s, lz=lz, lw=lw, ls=ls,
+                              num_steps=state.num_steps + 1,
+                              primal_residual=primal, dual_residual=dual)
+
+    def certify(state: ADMMState) -> ADMMState:
+        W = state.W_split
+        rho = -loss.grad(F(W), y)
+        gamma = jnp.maximum(-state.beta * state.ls, 0.0)
+        gap, lower, upper = program.certificate(W, rho, gamma)
+        best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+        gap = jnp.minimum(gap, upper - best_dual)
+        finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W))
+        # Residual balancing; the scaled multipliers follow beta.
+        ratio = state.primal_residual / jnp.maximum(state.dual_residual, jnp.finfo(dtype).tiny)
+        factor = jnp.where(ratio > solver.balance, 2.0,
+                           jnp.where(ratio < 1.0 / solver.balance, 0.5, 1.0))
+        return state._replace(
+            beta=state.beta * factor,
+            lz=state.lz / factor, lw=state.lw / factor, ls=state.ls / factor,
+            objective=upper, gap=gap, best_dual=best_dual,
+            violation=program.violation(W),
+            result=RESULTS.where(finite, state.result, RESULTS.nonfinite),
+        )
+
+    def converged(state):
+        return (state.gap <= tol * jnp.abs(state.objective)) & (state.violation <= feasibility_tol)
+
+    def keep_going(state):
+        return ~converged(state) & (state.num_steps < max_steps) & (
+            state.result == RESULTS.successful
+        )
+
+    def block(state):
+        stop_at = jnp.minimum(state.num_steps + solver.check_every, max_steps)
+        state = jax.lax.while_loop(lambda s: s.num_steps < stop_at, step, state)
+        return certify(state)
+
+    XW0 = X @ W0
+    zeros_n2P = jnp.zeros_like(XW0)
+    state = ADMMState(
+        W=W0, W_split=W0, z=F(W0), s=jnp.maximum(S2 * XW0, 0.0),
+        lz=jnp.zeros((n,), dtype), lw=jnp.zeros_like(W0), ls=zeros_n2P,
+        beta=jnp.asarray(solver.initial_penalty * loss.smoothness(n), dtype),
+        num_steps=jnp.zeros((), jnp.int32),
+        objective=program.network_objective(W0), gap=jnp.full((), jnp.inf, dtype),
+        best_dual=jnp.full((), -jnp.inf, dtype), violation=program.violation(W0),
+        primal_residual=jnp.zeros((), dtype), dual_residual=jnp.zeros((), dtype),
+        result=RESULTS.successful,
+    )
+    state = jax.lax.while_loop(keep_going, block, state)
+    out_of_steps = (state.result == RESULTS.successful) & ~converged(state)
+    return state._replace(
+        result=RESULTS.where(out_of_steps, RESULTS.max_steps_reached, state.result)
+    )

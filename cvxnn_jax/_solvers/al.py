@@ -1,0 +1,278 @@
+"""Augmented Lagrangian (dual ascent) for the cone-constrained ReLU program.
+
+For the cones ``S2 * (X W) >= 0`` with multipliers ``gamma >= 0`` (``(n, 2P)``) and
+penalty ``delta > 0``, the augmented Lagrangian is
+
+    L(sum(C * X W, 1), y) + lam sum_j ||w_j||
+        + (1 / (2 delta)) (||(gamma - delta S2 * X W)_+||^2 - ||gamma||^2).
+
+Each outer iteration minimises it over ``W`` by FISTA (warm-started, momentum reset),
+to a relative stationarity that tightens from one outer iteration to the next, then
+updates ``gamma <- (gamma - delta S2 * X W)_+`` and multiplies ``delta`` by
+``penalty_growth`` when the cone violation did not fall by ``violation_decrease``.
+After each outer iteration the certificate of :class:`ReLUProgram` is evaluated with
+``rho = -grad L`` at the predictions and the updated multipliers. The loop stops when
+``gap <= tol * objective`` and the violation is ``<= feasibility_tol``.
+
+The smooth part is a function of ``Z = X W`` alone, so each FISTA step costs the same
+two matmuls as a gated-ReLU step with ``2P`` patterns.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from .._programs._base import CompositeProgram
+from .._programs.relu import ReLUProgram
+from ._results import RESULTS
+from .fista import FISTA, FISTAState
+
+
+class AugmentedProgram(CompositeProgram):
+    """The augmented Lagrangian of a :class:`ReLUProgram` as a composite program in ``W``.
+
+    Its operator is ``W -> X W`` (``(n, 2P)``); its smooth part is the loss of the
+    predictions plus the penalty, both functions of ``Z = X W``.
+    """
+
+    relu: ReLUProgram
+    coefficients: Array  # C, (n, 2P)
+    signs: Array  # S2, (n, 2P)
+    gamma: Array  # (n, 2P), >= 0
+    delta: Array
+
+    @classmethod
+    def build(cls, relu: ReLUProgram, gamma: Array, delta: Array) -> "AugmentedProgram":
+        return cls(relu, relu.coefficients(), relu.signs(), gamma, delta)
+
+    def matvec(self, W):
+        return self.relu.X @ W
+
+    def rmatvec(self, R):
+        return self.relu.X.T @ R
+
+    def regulariser(self, W):
+        return self.relu.regulariser(W)
+
+    def prox(self, W, step):
+        return self.relu.prox(W, step)
+
+    def init_x(self):
+        return self.relu.init_x()
+
+    def certificate(self, x, z, rho, At_rho):
+        raise NotImplementedError("the AL subproblem is certified through ReLUProgram.certificate")
+
+    def _shifted(self, Z):
+        # u = gamma / delta - S2 * Z: the penalty is (delta / 2) ||u_+||^2 (up to a constant).
+        return self.gamma / self.delta - self.signs * Z
+
+    def smooth_value(self, Z):
+        predictions = jnp.sum(self.coefficients * Z, axis=1)
+        u = jnp.maximum(self._shifted(Z), 0.0)
+        penalty = 0.5 * self.delta * jnp.sum(u * u) - 0.5 * jnp.sum(self.gamma**2) / self.delta
+        return self.relu.loss.value(predictions, self.relu.y) + penalty
+
+    def smooth_grad(self, Z):
+        predictions = jnp.sum(self.coefficients * Z, axis=1)
+        loss_grad = self.relu.loss.grad(predictions, self.relu.y)
+        multipliers = self.delta * jnp.maximum(self._shifted(Z), 0.0)
+        return self.coefficients * loss_grad[:, None] - self.signs * multipliers
+
+    def smooth_bregman(self, Z_new, Z_old):
+        loss_part = self.relu.loss.bregman(
+            jnp.sum(self.coefficients * Z_new, axis=1),
+            jnp.sum(self.coefficients * Z_old, axis=1),
+            self.relu.y,
+        )
+        # Bregman divergence of h(u) = 1/2 (u_+)^2 from u to u', in a form with no
+        # cancellation: 1/2 (u' - u_+)^2 if u' >= 0, else u_+ (u_+ / 2 - u') (both >= 0).
+        u_old = jnp.maximum(self._shifted(Z_old), 0.0)
+        u_new = self._shifted(Z_new)
+        per_entry = jnp.where(
+            u_new >= 0, 0.5 * (u_new - u_old) ** 2, u_old * (0.5 * u_old - u_new)
+        )
+        return loss_part + self.delta * jnp.sum(per_entry)
+
+    def smoothness(self):
+        n = self.relu.y.shape[0]
+        coefficient_norm = jnp.max(jnp.sum(self.coefficients**2, axis=1))
+        return self.relu.loss.smoothness(n) * coefficient_norm + self.delta
+
+    def multipliers(self, Z):
+        """The updated multipliers ``(gamma - delta S2 * Z)_+``."""
+        return self.delta * jnp.maximum(self._shifted(Z), 0.0)
+
+
+class ALState(NamedTuple):
+    W: Array  # (d, 2P) the solution
+    inner: FISTAState
+    gamma: Array
+    delta: Array
+    inner_tol: Array
+    num_outer: Array
+    objective: Array  # the recovered network's objective (upper bound)
+    gap: Array
+    best_dual: Array
+    violation: Array  # ReLUProgram.violation of W
+    result: RESULTS
+
+
+class AugmentedLagrangian(eqx.Module):
+    """Hyper-parameters of the augmented-Lagrangian solver (static: changing them recompiles).
+
+    **Fields:**
+    - inner: the :class:`FISTA` used for the subproblems (dual extrapolation off).
+    - initial_penalty: ``delta`` at the start, in units of the loss's smoothness
+      (``1/n`` for squared loss).
+    - penalty_growth: factor applied to ``delta`` when the violation falls too slowly.
+    - violation_decrease: the fall in violation (ratio) expected per outer iteration.
+    - initial_inner_tol: relative stationarity of the first subproblem (gradient
+      mapping norm divided by ``lam``).
+    - inner_tol_decrease: factor applied to the inner tolerance per outer iteration.
+    - max_inner_steps: FISTA steps per subproblem at most.
+    """
+
+    inner: FISTA = FISTA(extrapolation=0)
+    initial_penalty: float = eqx.field(static=True, default=10.0)
+    penalty_growth: float = eqx.field(static=True, default=3.0)
+    violation_decrease: float = eqx.field(static=True, default=0.25)
+    initial_inner_tol: float = eqx.field(static=True, default=1e-2)
+    inner_tol_decrease: float = eqx.field(static=True, default=0.1)
+    max_inner_steps: int = eqx.field(static=True, default=5000)
+
+    def __check_init__(self):
+        if not self.initial_penalty > 0:
+            raise ValueError(f"initial_penalty must be > 0, got {self.initial_penalty}")
+        if not self.penalty_growth >= 1:
+            raise ValueError(f"penalty_growth must be >= 1, got {self.penalty_growth}")
+        if not 0 < self.violation_decrease <= 1:
+            raise ValueError(f"violation_decrease must lie in (0, 1], got {self.violation_decrease}")
+        if not 0 < self.inner_tol_decrease <= 1:
+            raise ValueError(f"inner_tol_decrease must lie in (0, 1], got {self.inner_tol_decrease}")
+        if self.max_inner_steps < 1:
+            raise ValueError(f"max_inner_steps must be >= 1, got {self.max_inner_steps}")
+
+
+def _stationarity(augmented: AugmentedProgram, inner: FISTAState) -> Array:
+    """Gradient-mapping norm at ``x`` divided by ``lam`` (0 at a subproblem optimum)."""
+    t = inner.step_size
+    grad = augmented.rmatvec(augmented.smooth_grad(inner.z))
+    mapped = inner.x - augmented.prox(inner.x - t * grad, t)
+    scale = jnp.maximum(augmented.relu.lam, jnp.finfo(t.dtype).tiny)
+    return jnp.linalg.norm(mapped) / (t * scale)
+
+
+def al_solve(
+    program: ReLUProgram, W0, tol, feasibility_tol, max_steps, solver: AugmentedLagrangian = AugmentedLagrangian()
+) -> ALState:
+    """Solve the ReLU program by augmented-Lagrangian dual ascent from ``W0`` (``(d, 2P)``).
+
+    Stops when ``gap <= tol * objective`` and ``violation <= feasibility_tol``, or after
+    ``max_steps`` FISTA steps in total. Pure and jit/vmap-compatible.
+    """
+    dtype = W0.dtype
+    tol = jnp.asarray(tol, dtype)
+    feasibility_tol = jnp.asarray(feasibility_tol, dtype)
+    max_steps = jnp.asarray(max_steps, jnp.int32)
+    fista = solver.inner
+    n = program.y.shape[0]
+    gamma0 = jnp.zeros((n, W0.shape[1]), dtype)
+    # The penalty is measured against the curvature of the loss part: delta0 is
+    # initial_penalty times the Lipschitz constant of W -> L(sum(C * Z, 1)) in Z.
+    loss_part = AugmentedProgram.build(program, gamma0, jnp.zeros((), dtype))
+    delta0 = solver.initial_penalty * loss_part.smoothness()
+    augmented0 = AugmentedProgram.build(program, gamma0, delta0)
+
+    def converged(state: ALState):
+        return (state.gap <= tol * jnp.abs(state.objective)) & (state.violation <= feasibility_tol)
+
+    def subproblem(augmented: AugmentedProgram, inner: FISTAState, inner_tol):
+        stop_at = jnp.minimum(inner.num_steps + solver.max_inner_steps, max_steps)
+
+        def keep_going(carry):
+            inner, residual = carry
+            return (residual > inner_tol) & (inner.num_steps < stop_at)
+
+        def block(carry):
+            inner, _ = carry
+            block_end = jnp.minimum(inner.num_steps + fista.check_every, stop_at)
+            inner = jax.lax.while_loop(
+                lambda s: s.num_steps < block_end, lambda s: fista.step(augmented, s), inner
+            )
+            # Recompute X W and X W_prev so the running combinations cannot drift.
+            inner = inner._replace(
+                z=augmented.matvec(inner.x), z_prev=augmented.matvec(inner.x_prev)
+            )
+            return inner, _stationarity(augmented, inner)
+
+        inner, _ = jax.lax.while_loop(
+            keep_going, block, (inner, _stationarity(augmented, inner))
+        )
+        return inner
+
+    def outer(state: ALState) -> ALState:
+        augmented = AugmentedProgram.build(program, state.gamma, state.delta)
+        inner = state.inner._replace(
+            x_prev=state.inner.x, z_prev=state.inner.z, momentum=jnp.ones((), dtype)
+        )
+        inner = subproblem(augmented, inner, state.inner_tol)
+        W, Z = inner.x, inner.z
+        # The subproblem's own multipliers: with an exact subproblem solution they make
+        # every group norm <= lam, so the dual point needs no scaling.
+        gamma = augmented.multipliers(Z)
+        rho = -program.loss.grad(jnp.sum(augmented.coefficients * Z, axis=1), program.y)
+        gap, lower, upper = program.certificate(W, rho, gamma)
+        best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+        gap = jnp.minimum(gap, upper - best_dual)
+        violation = program.violation(W)
+        slow = (violation > solver.violation_decrease * state.violation) & (
+            violation > feasibility_tol
+        )
+        delta = jnp.where(slow, solver.penalty_growth * state.delta, state.delta)
+        finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W))
+        return ALState(
+            W=W,
+            inner=inner,
+            gamma=gamma,
+            delta=delta,
+            inner_tol=state.inner_tol * solver.inner_tol_decrease,
+            num_outer=state.num_outer + 1,
+            objective=upper,
+            gap=gap,
+            best_dual=best_dual,
+            violation=violation,
+            result=RESULTS.where(finite, state.result, RESULTS.nonfinite),
+        )
+
+    def keep_going(state: ALState):
+        return (
+            ~converged(state)
+            & (state.inner.num_steps < max_steps)
+            & (state.result == RESULTS.successful)
+        )
+
+    inner0 = fista.init(augmented0, W0)
+    state = ALState(
+        W=W0,
+        inner=inner0,
+        gamma=gamma0,
+        delta=delta0,
+        inner_tol=jnp.asarray(solver.initial_inner_tol, dtype),
+        num_outer=jnp.zeros((), jnp.int32),
+        objective=program.network_objective(W0),
+        gap=jnp.full((), jnp.inf, dtype),
+        best_dual=jnp.full((), -jnp.inf, dtype),
+        violation=program.violation(W0),
+        result=RESULTS.successful,
+    )
+    state = jax.lax.while_loop(keep_going, outer, state)
+    out_of_steps = (state.result == RESULTS.successful) & ~converged(state)
+    return state._replace(
+        result=RESULTS.where(out_of_steps, RESULTS.max_steps_reached, state.result)
+    )

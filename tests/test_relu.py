@@ -1,0 +1,206 @@
+"""The cone-constrained ReLU program: AL and ADMM against CVXPY, closed form, recovery,
+cone decomposition and exact patterns."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.preprocessing import StandardScaler
+
+import cvxnn_jax as cn
+
+from reference import cvxpy_relu, planted_relu_problem
+
+
+def _program(X, gates, y, lam, loss="squared", slope=0.0):
+    X = jnp.asarray(X)
+    return cn.ReLUProgram(X=X, masks=cn.gate_masks(X, gates), y=jnp.asarray(y),
+                          lam=jnp.asarray(lam), loss=cn.get_loss(loss), slope=slope)
+
+
+def _random(seed, n=60, d=4, loss="squared"):
+    X, y = planted_relu_problem(seed, n=n, d=d)
+    if loss == "logistic":
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    return X, y
+
+
+def _diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X)[:200], ((y - y.mean()) / y.std())[:200]
+
+
+CASES = [
+    # (name, data, loss, lam, solver, activation)
+    ("random-squared-al", lambda: _random(0), "squared", 1e-2, "al", "relu"),
+    ("random-squared-admm", lambda: _random(0), "squared", 1e-2, "admm", "relu"),
+    ("random-logistic-al", lambda: _random(1, loss="logistic"), "logistic", 1e-2, "al", "relu"),
+    ("random-logistic-admm", lambda: _random(1, loss="logistic"), "logistic", 1e-2, "admm", "relu"),
+    ("diabetes-squared-al", _diabetes, "squared", 1e-2, "al", "relu"),
+    ("random-leaky-al", lambda: _random(2), "squared", 1e-2, "al", "leaky_relu"),
+    ("random-absolute-al", lambda: _random(3), "squared", 1e-2, "al", "absolute"),
+]
+SLOPES = {"relu": 0.0, "leaky_relu": 0.01, "absolute": -1.0}
+
+
+@pytest.mark.parametrize("name,make,loss,lam,solver,activation", CASES, ids=[c[0] for c in CASES])
+def test_relu_solvers_match_cvxpy(name, make, loss, lam, solver, activation):
+    X, y = make()
+    gates = cn.sample_gates(jax.random.PRNGKey(3), X, 12)
+    tol = 1e-6
+    sol = cn.fit(X, y, lam, gates=gates, model="relu", loss=loss, solver=solver, tol=tol,
+                 feasibility_tol=1e-8, activation=activation, max_steps=200_000)
+    slope = SLOPES[activation]
+    reference, _, _ = cvxpy_relu(X, y, cn.gate_masks(X, gates), lam, loss, slope=slope)
+    objective = float(sol.objective)
+    assert bool(sol.converged)
+    assert float(sol.violation) <= 1e-8
+    np.testing.assert_allclose(objective, reference, rtol=1e-6 if loss == "squared" else 1e-5)
+    # The gap bounds the excess of the recovered network over the optimum of the
+    # program (Clarabel's own error is ~1e-8 relative, hence the slack).
+    assert float(sol.gap) >= objective - reference - 1e-8 * reference
+    assert float(sol.gap) <= tol * objective
+    assert float(sol.dual_objective) <= reference * (1 + 1e-8)
+    # The convex objective at the weights equals the recovered network's objective, and
+    # the network's predictions equal the convex model's.
+    program = _program(X, gates, y, lam, loss, slope)
+    # (Equal up to the cone violation: 1e-8 of it moves the objective by ~1e-9.)
+    np.testing.assert_allclose(float(program.objective(sol.weights)), objective, rtol=1e-8)
+    # Each column's violation moves a prediction by at most violation * max_k ||x_k||.
+    atol = sol.weights.shape[1] * float(sol.violation) * float(program.row_norm()) + 1e-12
+    np.testing.assert_allclose(sol.network.predict(X), program.predict(sol.weights),
+                               rtol=0, atol=atol)
+    np.testing.assert_allclose(cn.nonconvex_objective(sol.network, X, y, lam, loss=loss),
+                               objective, rtol=1e-12)
+
+
+def test_whitened_closed_form():
+    # n <= d with orthonormal rows (X X^T = I); a gate X^T (2D - 1) realises every
+    # pattern D strictly, so all 2^n patterns are present (DESIGN.md section 4, item 1).
+    n, d = 4, 7
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, n)))
+    X = Q.T
+    y = np.array([1.5, -0.7, 0.9, -2.0])
+    patterns = np.array([[(k >> i) & 1 for i in range(n)] for k in range(1, 2**n)]).T
+    gates = X.T @ (2.0 * patterns - 1.0)
+    lam = 0.1
+    beta = n * lam
+    expected = 0.0
+    for part in (np.maximum(y, 0), np.maximum(-y, 0)):
+        norm = np.linalg.norm(part)
+        expected += 0.5 * min(norm, beta) ** 2 + beta * max(norm - beta, 0.0)
+    expected /= n
+    sol = cn.fit(X, y, lam, gates=gates, model="relu", tol=1e-10, feasibility_tol=1e-12,
+                 max_steps=200_000)
+    assert bool(sol.converged)
+    np.testing.assert_allclose(float(sol.objective), expected, rtol=1e-8)
+
+
+def test_recovered_network_is_pruned_and_feasible():
+    X, y = _random(4, n=50, d=3)
+    sol = cn.fit(X, y, 3e-2, gates=10, model="relu", bias=True, tol=1e-7, feasibility_tol=1e-9,
+                 key=jax.random.PRNGKey(1))
+    net = sol.network
+    assert isinstance(net, cn.ReLUNetwork) and net.W1.shape[1] == 2 * sol.gates.shape[1]
+    pruned = net.pruned()
+    assert 0 < pruned.w2.shape[0] < net.w2.shape[0]
+    np.testing.assert_allclose(pruned.predict(X), net.predict(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(net(X[0]), net.predict(X)[0], rtol=1e-12)
+
+
+def test_cone_decomposition_is_feasible_with_identical_predictions():
+    X, y = _random(5, n=70, d=4)
+    gates = cn.sample_gates(jax.random.PRNGKey(0), X, 20)
+    gated = cn.fit(X, y, 1e-2, gates=gates, tol=1e-8)
+    W = cn.cone_decomposition(X, gates, gated.weights)
+    program = _program(X, gates, y, 1e-2)
+    assert float(program.violation(W)) <= 1e-12
+    gated_predictions = gated.network.predict(X)
+    np.testing.assert_allclose(program.predict(W), gated_predictions, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(cn.relu_network(W, 0.0, False).predict(X), gated_predictions,
+                               rtol=1e-8, atol=1e-10)
+
+
+def _adam_objective(X, y, lam, width, seed, steps=3000, learning_rate=1e-2):
+    """Full-batch Adam on the non-convex network (bias column included) from a random start."""
+    Xb = cn.add_bias_column(X)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    params = (jax.random.normal(k1, (Xb.shape[1], width)) / np.sqrt(Xb.shape[1]),
+              jax.random.normal(k2, (width,)) / np.sqrt(width))
+
+    def objective(params):
+        W1, w2 = params
+        predictions = jnp.maximum(Xb @ W1, 0.0) @ w2
+        return 0.5 * jnp.mean((predictions - y) ** 2) + 0.5 * lam * (
+            jnp.sum(W1**2) + jnp.sum(w2**2))
+
+    optimizer = optax.adam(learning_rate)
+
+    @jax.jit
+    def run(params):
+        def step(carry, _):
+            params, state = carry
+            value, grads = jax.value_and_grad(objective)(params)
+            updates, state = optimizer.update(grads, state)
+            return (optax.apply_updates(params, updates), state), value
+
+        (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), None, steps)
+        return objective(params)
+
+    return float(run(params))
+
+
+@pytest.mark.parametrize("dimension", [1, 2])
+def test_exact_patterns_reach_the_global_optimum(dimension):
+    rng = np.random.default_rng(dimension)
+    n = 12
+    X = rng.uniform(-1, 1, (n, dimension))
+    y = np.sin(3 * X[:, 0]) + (X[:, 1] ** 2 if dimension == 2 else 0.0)
+    lam = 1e-2
+    sol = cn.fit(X, y, lam, gates="exact", bias=True, model="relu", solver="admm", tol=1e-6,
+                 feasibility_tol=1e-8, max_steps=100_000)
+    assert bool(sol.converged)
+    objective = float(sol.objective)
+    np.testing.assert_allclose(float(cn.nonconvex_objective(sol.network, X, y, lam)), objective,
+                               rtol=1e-9)
+    width = int(sol.network.pruned().w2.shape[0])
+    best_adam = min(_adam_objective(jnp.asarray(X), jnp.asarray(y), lam, width, seed)
+                    for seed in range(20))
+    # The global optimum (to the certified gap) is no worse than any Adam run.
+    assert objective - float(sol.gap) <= best_adam * (1 + 1e-9)
+    assert objective <= best_adam * (1 + 1e-6)
+
+
+def test_enumerate_gates_2d_finds_every_pattern():
+    # Brute force: many random affine gates never produce a pattern the enumeration lacks.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((9, 2))
+    gates = cn.enumerate_gates_2d(X)
+    Xb = cn.add_bias_column(X)
+    enumerated = {tuple(col) for col in np.asarray(cn.gate_masks(Xb, gates)).T.astype(int)}
+    random_gates = rng.standard_normal((3, 20000)) * np.array([[1.0], [1.0], [3.0]])
+    sampled = {tuple(col) for col in np.asarray(cn.gate_masks(Xb, random_gates)).T.astype(int)}
+    sampled.discard((0,) * 9)
+    assert sampled <= enumerated
+    assert len(enumerated) == gates.shape[1]
+    # No data point lies on an enumerated gate's hyperplane.
+    assert np.min(np.abs(np.asarray(Xb @ gates))) > 1e-9
+
+
+def test_relu_validation_names_the_argument():
+    X, y = _random(0, n=20, d=3)
+    with pytest.raises(ValueError, match="activation"):
+        cn.fit(X, y, model="relu", activation="tanh")
+    with pytest.raises(ValueError, match="needs model='relu'"):
+        cn.fit(X, y, activation="absolute")
+    with pytest.raises(ValueError, match="bias=True"):
+        cn.fit(X, y, gates="exact", model="relu")
+    with pytest.raises(ValueError, match="1 or 2 features"):
+        cn.fit(X, y, gates="exact", bias=True, model="relu")
+    with pytest.raises(ValueError, match="solver"):
+        cn.fit(X, y, model="relu", solver="fista")
+    with pytest.raises(ValueError, match="leaky_slope"):
+        cn.fit(X, y, model="relu", activation="leaky_relu", leaky_slope=2.0)
