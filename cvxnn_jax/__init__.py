@@ -37,4 +37,28 @@ from ._solvers.admm import ADMM as ADMM, admm_solve as admm_solve
 from ._solvers.al import AugmentedLagrangian as AugmentedLagrangian, al_solve as al_solve
 from ._solvers.fista import FISTA as FISTA, FISTAState as FISTAState, fista_solve as fista_solve
 
+# Deep networks on 1-D data and threshold networks (issue 5).
+from ._deep_networks import (
+    DeepNarrowNetwork as DeepNarrowNetwork,
+    DeepThresholdNetwork as DeepThresholdNetwork,
+    ThresholdNetwork as ThresholdNetwork,
+)
+from ._programs.lasso_1d import (
+    Features1D as Features1D,
+    LassoProgram as LassoProgram,
+    Solution1D as Solution1D,
+    dictionary_1d as dictionary_1d,
+    fit_1d as fit_1d,
+    recover_network_1d as recover_network_1d,
+    unique_features as unique_features,
+)
+from ._programs.threshold import (
+    ShatteredSolution as ShatteredSolution,
+    deep_threshold_network as deep_threshold_network,
+    fit_deep_threshold as fit_deep_threshold,
+    fit_threshold as fit_threshold,
+    recover_threshold_network as recover_threshold_network,
+    shattered_threshold_solution as shattered_threshold_solution,
+)
+
 __version__ = importlib.metadata.version("cvxnn_jax")
