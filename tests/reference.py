@@ -58,3 +58,42 @@ def cvxpy_relu(X, y, masks, lam, loss="squared", slope=0.0):
     assert problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), problem.status
     return problem.value, V.value, U.value
 
+
+# ---- Issue 5: 1-D Lasso dictionaries and threshold networks --------------------------
+def _solve_clarabel(problem):
+    problem.solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10,
+                  max_iter=500)
+    assert problem.status == cp.OPTIMAL, problem.status
+    return problem.value
+
+
+def cvxpy_lasso(A, y, lam, offset=False, loss="squared"):
+    """``min_z L(A z [+ xi], y) + lam ||z||_1`` (library scaling); (value, z, xi)."""
+    A, y = np.asarray(A, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n, p = A.shape
+    z = cp.Variable(p)
+    xi = cp.Variable() if offset else 0.0
+    prediction = A @ z + xi
+    if loss == "squared":
+        data_fit = cp.sum_squares(prediction - y) / (2 * n)
+    else:
+        data_fit = cp.sum(cp.logistic(-cp.multiply(y, prediction))) / n
+    value = _solve_clarabel(cp.Problem(cp.Minimize(data_fit + lam * cp.norm1(z))))
+    return value, z.value, (xi.value if offset else 0.0)
+
+
+def cvxpy_min_l1_interpolation(A, y):
+    """``min ||z||_1 subject to A z + xi 1 = y``: (value, z, xi)."""
+    A, y = np.asarray(A, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    z, xi = cp.Variable(A.shape[1]), cp.Variable()
+    value = _solve_clarabel(cp.Problem(cp.Minimize(cp.norm1(z)), [A @ z + xi == y]))
+    return value, z.value, xi.value
+
+
+def cvxpy_shattered_threshold(y, lam):
+    """``min_delta 1/(2n)||delta - y||^2 + lam ((max delta)_+ + (max -delta)_+)``."""
+    y = np.asarray(y, dtype=np.float64)
+    delta = cp.Variable(y.shape[0])
+    penalty = cp.pos(cp.max(delta)) + cp.pos(cp.max(-delta))
+    objective = cp.sum_squares(delta - y) / (2 * y.shape[0]) + lam * penalty
+    return _solve_clarabel(cp.Problem(cp.Minimize(objective))), delta.value
