@@ -72,7 +72,7 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
         W, num_steps = state.W_split, state.num_steps
     else:
         state = al_solve(program, program.init_x(), tol, feasibility_tol, max_steps, solver)
-        W, num_steps = state.W, state.inner.num_steps
+        W, num_steps = state.W, state.inner.num_steps + state.num_relaxation_steps
     return Solution(
         weights=W,
         gates=gates,

@@ -115,18 +115,20 @@ class ReLUProgram(eqx.Module):
         worst = jnp.max(jnp.maximum(-self.signs() * (self.X @ W), 0.0))
         return worst / jnp.maximum(self.row_norm(), jnp.finfo(self.X.dtype).tiny)
 
-    def certificate(self, W: Array, rho: Array, gamma: Array):
+    def certificate(self, W: Array, rho: Array, gamma: Array, At: Array | None = None):
         """``(gap, lower, upper)`` from a dual direction and cone multipliers.
 
         **Arguments:**
         - W: ``(d, 2P)`` weights.
         - rho: ``(n,)`` dual direction (``-grad L`` at the predictions).
         - gamma: ``(n, 2P)`` non-negative cone multipliers.
+        - At: ``X^T (C rho + S2 gamma)`` if the caller has it (``(d, 2P)``).
 
         ``lower`` is a dual value (a lower bound on the optimum over these patterns),
         ``upper`` the recovered network's objective; ``gap = upper - lower``.
         """
-        At = self.X.T @ (self.coefficients() * rho[:, None] + self.signs() * gamma)
+        if At is None:
+            At = self.X.T @ (self.coefficients() * rho[:, None] + self.signs() * gamma)
         max_norm = jnp.max(safe_norm(At, axis=0))
         lam = self.lam
         scale = jnp.where(max_norm > lam, lam / jnp.where(max_norm > 0, max_norm, 1.0), 1.0)

@@ -91,6 +91,8 @@ class ADMM(eqx.Module):
     cg_max_steps: int = eqx.field(static=True, default=50)
     cg_tol: float = eqx.field(static=True, default=1e-10)
     nystrom_rank: int = eqx.field(static=True, default=64)
+    prediction_weight: float = eqx.field(static=True, default=1.0)
+    cone_weight: float = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
         if not 0 < self.relaxation < 2:
@@ -106,14 +108,14 @@ class ADMM(eqx.Module):
 
 
 # ---------------------------------------------------------------- linear algebra
-def _p_operator(program: ReLUProgram, P_mat: Array) -> Array:
-    """``(I + I (x) X^T X + 2 F0^T F0) p`` for ``p`` as a ``(d, P)`` matrix."""
+def _p_operator(program: ReLUProgram, P_mat: Array, a_s, a_z) -> Array:
+    """``(I + a_s I (x) X^T X + 2 a_z F0^T F0) p`` for ``p`` as a ``(d, P)`` matrix."""
     c = program.coefficients()[:, : program.num_patterns]
     Z = program.X @ P_mat
-    return P_mat + program.X.T @ (Z + 2.0 * c * jnp.sum(c * Z, axis=1, keepdims=True))
+    return P_mat + program.X.T @ (a_s * Z + 2.0 * a_z * c * jnp.sum(c * Z, axis=1, keepdims=True))
 
 
-def _dense_p_block(program: ReLUProgram) -> Array:
+def _dense_p_block(program: ReLUProgram, a_s, a_z) -> Array:
     """The ``p`` block as a dense ``(dP, dP)`` matrix (column-major over patterns)."""
     X = program.X
     n, d = X.shape
@@ -123,17 +125,17 @@ def _dense_p_block(program: ReLUProgram) -> Array:
     gram = X.T @ X
     eye_P = jnp.eye(P, dtype=X.dtype)
     blockdiag = (gram[:, None, :, None] * eye_P[None, :, None, :]).reshape(d * P, d * P)
-    return jnp.eye(d * P, dtype=X.dtype) + blockdiag + 2.0 * F0.T @ F0
+    return jnp.eye(d * P, dtype=X.dtype) + a_s * blockdiag + 2.0 * a_z * F0.T @ F0
 
 
-def _nystrom(program: ReLUProgram, rank: int, key) -> tuple[Array, Array]:
+def _nystrom(program: ReLUProgram, rank: int, key, a_s, a_z) -> tuple[Array, Array]:
     """Randomised Nystrom approximation ``U diag(lam) U^T`` of the p block minus I."""
     d, P = program.X.shape[1], program.num_patterns
     dtype = program.X.dtype
     omega = jax.random.normal(key, (d * P, rank), dtype)
     omega, _ = jnp.linalg.qr(omega)
     apply = jax.vmap(
-        lambda v: (_p_operator(program, v.reshape(d, P)) - v.reshape(d, P)).reshape(-1),
+        lambda v: (_p_operator(program, v.reshape(d, P), a_s, a_z) - v.reshape(d, P)).reshape(-1),
         in_axes=1, out_axes=1,
     )
     Y = apply(omega)
@@ -149,12 +151,13 @@ def _nystrom(program: ReLUProgram, rank: int, key) -> tuple[Array, Array]:
 def _factorise(program: ReLUProgram, solver: "ADMM") -> _Factorisation:
     X = program.X
     d, P = X.shape[1], program.num_patterns
-    q_block = jnp.linalg.cholesky(jnp.eye(d, dtype=X.dtype) + X.T @ X)
+    a_s, a_z = solver.cone_weight, solver.prediction_weight
+    q_block = jnp.linalg.cholesky(jnp.eye(d, dtype=X.dtype) + a_s * X.T @ X)
     if d * P <= solver.max_direct_size:
         empty = jnp.zeros((0, 0), X.dtype)
-        return _Factorisation(jnp.linalg.cholesky(_dense_p_block(program)), q_block, empty,
-                              jnp.zeros((0,), X.dtype))
-    U, values = _nystrom(program, min(solver.nystrom_rank, d * P), jax.random.PRNGKey(0))
+        return _Factorisation(jnp.linalg.cholesky(_dense_p_block(program, a_s, a_z)), q_block,
+                              empty, jnp.zeros((0,), X.dtype))
+    U, values = _nystrom(program, min(solver.nystrom_rank, d * P), jax.random.PRNGKey(0), a_s, a_z)
     return _Factorisation(jnp.zeros((0, 0), X.dtype), q_block, U, values)
 
 
@@ -177,7 +180,8 @@ def _solve_p(program, factors: _Factorisation, rhs: Array, guess: Array, solver:
         return (U @ (coeff * (top / (values + 1.0) - 1.0)) + r).reshape(d, P)
 
     x, _ = jax.scipy.sparse.linalg.cg(
-        lambda v: _p_operator(program, v), rhs, x0=guess, M=precondition,
+        lambda v: _p_operator(program, v, solver.cone_weight, solver.prediction_weight), rhs,
+        x0=guess, M=precondition,
         tol=solver.cg_tol, maxiter=solver.cg_max_steps,
     )
     return x
@@ -212,13 +216,14 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
     C, S2 = program.coefficients(), program.signs()
     factors = _factorise(program, solver)
     alpha = solver.relaxation
+    a_z, a_s = solver.prediction_weight, solver.cone_weight
 
     def F(W):
         return jnp.sum(C * (X @ W), axis=1)
 
     def step(state: ADMMState) -> ADMMState:
         beta = state.beta
-        rhs = X.T @ (C * (state.z - state.lz)[:, None] + S2 * (state.s - state.ls)) + (
+        rhs = X.T @ (a_z * C * (state.z - state.lz)[:, None] + a_s * S2 * (state.s - state.ls)) + (
             state.W_split - state.lw
         )
         W = _solve_W(program, factors, rhs, state.W, solver)
@@ -226,7 +231,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         Fw = alpha * jnp.sum(C * XW, axis=1) + (1 - alpha) * state.z
         Wr = alpha * W + (1 - alpha) * state.W_split
         Gw = alpha * S2 * XW + (1 - alpha) * state.s
-        z = loss.prox(Fw + state.lz, 1.0 / beta, y)
+        z = loss.prox(Fw + state.lz, 1.0 / (a_z * beta), y)
         W_split = program.prox(Wr + state.lw, 1.0 / beta)
         s = jnp.maximum(Gw + state.ls, 0.0)
         lz = state.lz + Fw - z
@@ -234,12 +239,12 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         ls = state.ls + Gw - s
         # Residuals (Boyd et al. section 3.3) in the unscaled variables.
         primal = jnp.sqrt(
-            jnp.sum((jnp.sum(C * XW, axis=1) - z) ** 2)
+            a_z * jnp.sum((jnp.sum(C * XW, axis=1) - z) ** 2)
             + jnp.sum((W - W_split) ** 2)
-            + jnp.sum((S2 * XW - s) ** 2)
+            + a_s * jnp.sum((S2 * XW - s) ** 2)
         )
         dual = beta * jnp.sqrt(
-            jnp.sum((X.T @ (C * (z - state.z)[:, None] + S2 * (s - state.s))
+            jnp.sum((X.T @ (a_z * C * (z - state.z)[:, None] + a_s * S2 * (s - state.s))
                      + (W_split - state.W_split)) ** 2)
         )
         return state._replace(W=W, W_split=W_split, z=z, s=s, lz=lz, lw=lw, ls=ls,
@@ -249,7 +254,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
     def certify(state: ADMMState) -> ADMMState:
         W = state.W_split
         rho = -loss.grad(F(W), y)
-        gamma = jnp.maximum(-state.beta * state.ls, 0.0)
+        gamma = jnp.maximum(-a_s * state.beta * state.ls, 0.0)
         gap, lower, upper = program.certificate(W, rho, gamma)
         best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
         gap = jnp.minimum(gap, upper - best_dual)

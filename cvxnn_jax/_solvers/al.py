@@ -30,25 +30,20 @@ from jax import Array
 from .._programs._base import CompositeProgram
 from .._programs.relu import ReLUProgram
 from ._results import RESULTS
-from .fista import FISTA, FISTAState
+from .fista import FISTA, FISTAState, fista_solve
 
 
-class AugmentedProgram(CompositeProgram):
-    """The augmented Lagrangian of a :class:`ReLUProgram` as a composite program in ``W``.
+class _ColumnProgram(CompositeProgram):
+    """A composite program in ``W`` (``(d, 2P)``) whose operator is ``W -> X W``.
 
-    Its operator is ``W -> X W`` (``(n, 2P)``); its smooth part is the loss of the
-    predictions plus the penalty, both functions of ``Z = X W``.
+    The AL subproblem and the Lagrangian relaxation of a :class:`ReLUProgram` share
+    this operator, the group regulariser and the prediction map ``sum(C * Z, 1)``.
     """
 
     relu: ReLUProgram
     coefficients: Array  # C, (n, 2P)
     signs: Array  # S2, (n, 2P)
-    gamma: Array  # (n, 2P), >= 0
-    delta: Array
-
-    @classmethod
-    def build(cls, relu: ReLUProgram, gamma: Array, delta: Array) -> "AugmentedProgram":
-        return cls(relu, relu.coefficients(), relu.signs(), gamma, delta)
+    gamma: Array  # (n, 2P) cone multipliers, >= 0
 
     def matvec(self, W):
         return self.relu.X @ W
@@ -65,8 +60,65 @@ class AugmentedProgram(CompositeProgram):
     def init_x(self):
         return self.relu.init_x()
 
+    def predictions(self, Z):
+        return jnp.sum(self.coefficients * Z, axis=1)
+
+
+class LagrangianRelaxation(_ColumnProgram):
+    """``min_W L(sum(C * X W, 1)) + lam sum_j ||w_j|| - <gamma, S2 * X W>``.
+
+    For any ``gamma >= 0`` its optimum ``g(gamma)`` is a lower bound on the ReLU
+    program's optimum (weak duality), and it equals it at the optimal multipliers. It
+    is an unconstrained group lasso (no penalty term), so FISTA solves it fast and its
+    certificate is tight: a dual point ``rho`` with
+    ``||X^T (C_j rho + S2_j gamma_j)|| <= lam`` for every ``j`` bounds it from below.
+    """
+
+    @classmethod
+    def build(cls, relu: ReLUProgram, gamma: Array) -> "LagrangianRelaxation":
+        return cls(relu, relu.coefficients(), relu.signs(), gamma)
+
+    def smooth_value(self, Z):
+        linear = jnp.sum(self.gamma * self.signs * Z)
+        return self.relu.loss.value(self.predictions(Z), self.relu.y) - linear
+
+    def smooth_grad(self, Z):
+        loss_grad = self.relu.loss.grad(self.predictions(Z), self.relu.y)
+        return self.coefficients * loss_grad[:, None] - self.signs * self.gamma
+
+    def smooth_bregman(self, Z_new, Z_old):
+        # The linear term has no curvature.
+        return self.relu.loss.bregman(self.predictions(Z_new), self.predictions(Z_old),
+                                      self.relu.y)
+
+    def smoothness(self):
+        n = self.relu.y.shape[0]
+        return self.relu.loss.smoothness(n) * jnp.max(jnp.sum(self.coefficients**2, axis=1))
+
+    def certificate(self, W, Z, R, At_R):
+        # rho from the predictions; At_R = X^T (C rho + S2 gamma) gives the scaling. The
+        # dual value is then a lower bound on g(s gamma), hence on the ReLU optimum.
+        rho = -self.relu.loss.grad(self.predictions(Z), self.relu.y)
+        _, lower, _ = self.relu.certificate(W, rho, self.gamma, At=At_R)
+        relaxed = self.smooth_value(Z) + self.regulariser(W)
+        return relaxed - lower, lower
+
+
+class AugmentedProgram(_ColumnProgram):
+    """The augmented Lagrangian of a :class:`ReLUProgram` as a composite program in ``W``.
+
+    Its operator is ``W -> X W`` (``(n, 2P)``); its smooth part is the loss of the
+    predictions plus the penalty, both functions of ``Z = X W``.
+    """
+
+    delta: Array
+
+    @classmethod
+    def build(cls, relu: ReLUProgram, gamma: Array, delta: Array) -> "AugmentedProgram":
+        return cls(relu, relu.coefficients(), relu.signs(), gamma, delta)
+
     def certificate(self, x, z, rho, At_rho):
-        raise NotImplementedError("the AL subproblem is certified through ReLUProgram.certificate")
+        raise NotImplementedError("the AL subproblem is certified through LagrangianRelaxation")
 
     def _shifted(self, Z):
         # u = gamma / delta - S2 * Z: the penalty is (delta / 2) ||u_+||^2 (up to a constant).
@@ -116,6 +168,7 @@ class ALState(NamedTuple):
     delta: Array
     inner_tol: Array
     num_outer: Array
+    num_relaxation_steps: Array  # FISTA steps spent on Lagrangian-relaxation bounds
     objective: Array  # the recovered network's objective (upper bound)
     gap: Array
     best_dual: Array
@@ -136,6 +189,10 @@ class AugmentedLagrangian(eqx.Module):
       mapping norm divided by ``lam``).
     - inner_tol_decrease: factor applied to the inner tolerance per outer iteration.
     - max_inner_steps: FISTA steps per subproblem at most.
+    - relaxation_steps: FISTA steps at most for a Lagrangian-relaxation lower bound
+      (0 turns it off); run after an outer iteration whose iterate meets
+      ``feasibility_tol`` but whose multiplier certificate does not meet ``tol``.
+    - relaxation_solver: the :class:`FISTA` for those bounds (dual extrapolation on).
     """
 
     inner: FISTA = FISTA(extrapolation=0)
@@ -145,6 +202,8 @@ class AugmentedLagrangian(eqx.Module):
     initial_inner_tol: float = eqx.field(static=True, default=1e-2)
     inner_tol_decrease: float = eqx.field(static=True, default=0.1)
     max_inner_steps: int = eqx.field(static=True, default=5000)
+    relaxation_steps: int = eqx.field(static=True, default=10000)
+    relaxation_solver: FISTA = FISTA()
 
     def __check_init__(self):
         if not self.initial_penalty > 0:
@@ -183,10 +242,9 @@ def al_solve(
     fista = solver.inner
     n = program.y.shape[0]
     gamma0 = jnp.zeros((n, W0.shape[1]), dtype)
-    # The penalty is measured against the curvature of the loss part: delta0 is
-    # initial_penalty times the Lipschitz constant of W -> L(sum(C * Z, 1)) in Z.
-    loss_part = AugmentedProgram.build(program, gamma0, jnp.zeros((), dtype))
-    delta0 = solver.initial_penalty * loss_part.smoothness()
+    # The penalty acts on each column separately, so it is measured against the loss's
+    # curvature per sample (1/n for squared loss), not against its curvature in Z.
+    delta0 = jnp.asarray(solver.initial_penalty * program.loss.smoothness(n), dtype)
     augmented0 = AugmentedProgram.build(program, gamma0, delta0)
 
     def converged(state: ALState):
@@ -229,8 +287,27 @@ def al_solve(
         rho = -program.loss.grad(jnp.sum(augmented.coefficients * Z, axis=1), program.y)
         gap, lower, upper = program.certificate(W, rho, gamma)
         best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
-        gap = jnp.minimum(gap, upper - best_dual)
         violation = program.violation(W)
+        # The multipliers' own dual point lags the primal (it inherits the subproblem's
+        # inexactness). When the iterate is feasible enough but that gap is too wide,
+        # bound the optimum by the Lagrangian relaxation at gamma instead: a group lasso
+        # without the penalty, which FISTA certifies tightly (LagrangianRelaxation).
+        needs_relaxation = (violation <= feasibility_tol) & (
+            upper - best_dual > tol * jnp.abs(upper)
+        ) & (solver.relaxation_steps > 0)
+
+        def relaxation_bound(_):
+            relaxed = fista_solve(LagrangianRelaxation.build(program, gamma), W,
+                                  0.1 * tol, solver.relaxation_steps, solver.relaxation_solver)
+            return relaxed.best_dual, relaxed.num_steps
+
+        relaxed_dual, relaxation_steps = jax.lax.cond(
+            needs_relaxation, relaxation_bound,
+            lambda _: (jnp.full((), -jnp.inf, dtype), jnp.zeros((), jnp.int32)), None,
+        )
+        best_dual = jnp.maximum(best_dual, jnp.where(jnp.isfinite(relaxed_dual), relaxed_dual,
+                                                     -jnp.inf))
+        gap = jnp.minimum(gap, upper - best_dual)
         slow = (violation > solver.violation_decrease * state.violation) & (
             violation > feasibility_tol
         )
@@ -243,6 +320,7 @@ def al_solve(
             delta=delta,
             inner_tol=state.inner_tol * solver.inner_tol_decrease,
             num_outer=state.num_outer + 1,
+            num_relaxation_steps=state.num_relaxation_steps + relaxation_steps,
             objective=upper,
             gap=gap,
             best_dual=best_dual,
@@ -265,6 +343,7 @@ def al_solve(
         delta=delta0,
         inner_tol=jnp.asarray(solver.initial_inner_tol, dtype),
         num_outer=jnp.zeros((), jnp.int32),
+        num_relaxation_steps=jnp.zeros((), jnp.int32),
         objective=program.network_objective(W0),
         gap=jnp.full((), jnp.inf, dtype),
         best_dual=jnp.full((), -jnp.inf, dtype),
