@@ -191,7 +191,8 @@ class AugmentedLagrangian(eqx.Module):
     - max_inner_steps: FISTA steps per subproblem at most.
     - relaxation_steps: FISTA steps at most for a Lagrangian-relaxation lower bound
       (0 turns it off); run after an outer iteration whose iterate meets
-      ``feasibility_tol`` but whose multiplier certificate does not meet ``tol``.
+      ``feasibility_tol`` and whose multiplier certificate is within 100x ``tol`` but
+      does not meet it.
     - relaxation_solver: the :class:`FISTA` for those bounds (dual extrapolation on).
     """
 
@@ -292,9 +293,12 @@ def al_solve(
         # inexactness). When the iterate is feasible enough but that gap is too wide,
         # bound the optimum by the Lagrangian relaxation at gamma instead: a group lasso
         # without the penalty, which FISTA certifies tightly (LagrangianRelaxation).
+        # Only near the end (multiplier gap within 100x the tolerance): far from the
+        # optimum the multipliers are poor and the relaxation's bound is no better.
+        cheap_gap = upper - best_dual
         needs_relaxation = (violation <= feasibility_tol) & (
-            upper - best_dual > tol * jnp.abs(upper)
-        ) & (solver.relaxation_steps > 0)
+            cheap_gap > tol * jnp.abs(upper)
+        ) & (cheap_gap <= 100.0 * tol * jnp.abs(upper)) & (solver.relaxation_steps > 0)
 
         def relaxation_bound(_):
             relaxed = fista_solve(LagrangianRelaxation.build(program, gamma), W,

@@ -1,0 +1,144 @@
+"""Benchmark: the ReLU program's AL and ADMM solvers against CVXPY/Clarabel.
+
+    python benchmarks/relu_solvers.py            # full run (long on 2 cores; see --help)
+    python benchmarks/relu_solvers.py --quick    # tiny sizes, a smoke check
+
+For n in {500, 2000, 10000}, d = 20, P = 200 sampled gates (planted two-layer ReLU
+teacher, squared loss, lam = 1e-3, float64), it measures the wall time of
+``fit(..., model="relu", solver=s, tol=1e-6, feasibility_tol=1e-6)`` for s in
+{"al", "admm"} (median of ``--runs`` runs after a compile run, each capped by
+``--max-steps`` / ``--max-steps-admm``), and the wall time of ``tests/reference.cvxpy_relu`` (CVXPY
+construction + Clarabel at 1e-9) on the same masks for n up to ``--cvxpy-max-n``. It
+prints a table (time, converged, relative gap, violation, steps, speed-up over CVXPY,
+the faster JAX solver per n) and writes every raw figure to
+``benchmarks/results/relu_solvers.json`` (``relu_solvers_quick.json`` with --quick).
+A solve that hits the step cap is reported as not converged, with the gap it reached:
+its time is a lower bound on the time to the tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+
+import cvxnn_jax as cn  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from reference import cvxpy_relu, planted_relu_problem  # noqa: E402
+
+LAM = 1e-3
+TOL = 1e-6
+FEASIBILITY_TOL = 1e-6
+TARGET_SPEEDUP = 20.0
+
+CONFIGS = {
+    "full": dict(sizes=[500, 2000, 10000], d=20, gates=200),
+    "quick": dict(sizes=[100, 200], d=5, gates=20),
+}
+
+
+def solve_once(X, y, gates, solver, max_steps):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cn.ConvergenceWarning)
+        sol = cn.fit(X, y, LAM, gates=gates, model="relu", solver=solver, tol=TOL,
+                     feasibility_tol=FEASIBILITY_TOL, max_steps=max_steps)
+        sol.objective.block_until_ready()
+    return time.perf_counter() - start, sol
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke check)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per JAX solver")
+    parser.add_argument("--max-steps", type=int, default=20_000,
+                        help="step cap per AL solve (inner FISTA steps)")
+    parser.add_argument("--max-steps-admm", type=int, default=5_000,
+                        help="step cap per ADMM solve (iterations; each costs a factored solve)")
+    parser.add_argument("--cvxpy-max-n", type=int, default=2000,
+                        help="largest n given to CVXPY/Clarabel (it is run once per size)")
+    parser.add_argument("--sizes", type=str, default=None, help="comma-separated n values")
+    args = parser.parse_args()
+    config = CONFIGS["quick" if args.quick else "full"]
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else config["sizes"]
+
+    records = []
+    for n in sizes:
+        X, y = planted_relu_problem(0, n=n, d=config["d"])
+        gates = cn.sample_gates(jax.random.PRNGKey(0), X, config["gates"])
+        record = dict(n=n, d=config["d"], P=int(gates.shape[1]))
+        for solver in ("al", "admm"):
+            max_steps = args.max_steps if solver == "al" else args.max_steps_admm
+            compile_time, _ = solve_once(X, y, gates, solver, max_steps)
+            times, sol = [], None
+            for _ in range(args.runs):
+                elapsed, sol = solve_once(X, y, gates, solver, max_steps)
+                times.append(elapsed)
+            record[solver] = dict(
+                first_call_s=compile_time, times_s=times, median_s=statistics.median(times),
+                converged=bool(sol.converged), relative_gap=float(sol.relative_gap),
+                violation=float(sol.violation), steps=int(sol.num_steps),
+                objective=float(sol.objective),
+            )
+            print(f"n={n} {solver}: {record[solver]['median_s']:.2f} s, converged="
+                  f"{record[solver]['converged']}, gap {record[solver]['relative_gap']:.2e}, "
+                  f"violation {record[solver]['violation']:.1e}, steps {record[solver]['steps']}",
+                  flush=True)
+        if n <= args.cvxpy_max_n:
+            start = time.perf_counter()
+            value, _, _ = cvxpy_relu(X, y, cn.gate_masks(X, gates), LAM)
+            record["cvxpy"] = dict(time_s=time.perf_counter() - start, objective=float(value))
+            print(f"n={n} cvxpy: {record['cvxpy']['time_s']:.2f} s", flush=True)
+        records.append(record)
+
+    print("\n| n | AL s (conv, gap) | ADMM s (conv, gap) | CVXPY s | best JAX | speed-up vs CVXPY |")
+    print("|---|---|---|---|---|---|")
+    for r in records:
+        # Only a converged solve counts as reaching the target.
+        candidates = [(r[s]["median_s"], s) for s in ("al", "admm") if r[s]["converged"]]
+        best = min(candidates) if candidates else None
+        r["faster_converged_solver"] = best[1] if best else None
+        speedup = None
+        if best and "cvxpy" in r:
+            speedup = r["cvxpy"]["time_s"] / best[0]
+        r["speedup_vs_cvxpy"] = speedup
+        cells = [f"{r[s]['median_s']:.2f} ({'yes' if r[s]['converged'] else 'NO'}, "
+                 f"{r[s]['relative_gap']:.1e})" for s in ("al", "admm")]
+        cvx = f"{r['cvxpy']['time_s']:.1f}" if "cvxpy" in r else "-"
+        verdict = "-" if speedup is None else (
+            f"{speedup:.1f}x {'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'}")
+        print(f"| {r['n']} | {cells[0]} | {cells[1]} | {cvx} | {best[1] if best else 'none'} | "
+              f"{verdict} |")
+
+    out = REPO / "benchmarks" / "results" / (
+        "relu_solvers_quick.json" if args.quick else "relu_solvers.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(
+        date=datetime.datetime.now().isoformat(timespec="seconds"),
+        machine=dict(platform=platform.platform(), processor=platform.processor(),
+                     jax=jax.__version__, devices=[str(d) for d in jax.devices()]),
+        settings=dict(lam=LAM, tol=TOL, feasibility_tol=FEASIBILITY_TOL, runs=args.runs,
+                      max_steps=args.max_steps, max_steps_admm=args.max_steps_admm,
+                      cvxpy_max_n=args.cvxpy_max_n,
+                      target_speedup=TARGET_SPEEDUP),
+        records=records,
+    ), indent=2))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
