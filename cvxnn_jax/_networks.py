@@ -21,7 +21,28 @@ def _with_bias(x: Array, bias: bool) -> Array:
     return jnp.concatenate([x, jnp.ones((1,), x.dtype)]) if bias else x
 
 
-class GatedReLUNetwork(eqx.Module):
+class _TwoLayerNetwork(eqx.Module):
+    """What every recovered two-layer network shares.
+
+    Subclasses declare the fields ``W1`` (``(d', m)``) and ``w2`` (``(m,)``) themselves,
+    so that each keeps its own positional field order.
+    """
+
+    def predict(self, X: Array) -> Array:
+        """Predictions for a batch ``X`` of shape ``(n, d)``: shape ``(n,)``."""
+        return jax.vmap(self)(X)
+
+    def weight_decay(self) -> Array:
+        """``1/2 (||W1||_F^2 + ||w2||^2)``: the non-convex regulariser divided by lam."""
+        return 0.5 * (jnp.sum(self.W1**2) + jnp.sum(self.w2**2))
+
+    @property
+    def active(self) -> Array:
+        """``(m,)`` boolean: units with a non-zero output weight."""
+        return self.w2 != 0
+
+
+class GatedReLUNetwork(_TwoLayerNetwork):
     """Two-layer gated-ReLU network: ``f(x) = sum_j 1[x.g_j >= 0] (x.W1_j) w2_j``.
 
     **Fields:**
@@ -44,26 +65,13 @@ class GatedReLUNetwork(eqx.Module):
         active = (x @ self.gates >= 0).astype(x.dtype)
         return jnp.sum(active * (x @ self.W1) * self.w2)
 
-    def predict(self, X: Array) -> Array:
-        """Predictions for a batch ``X`` of shape ``(n, d)``: shape ``(n,)``."""
-        return jax.vmap(self)(X)
-
-    def weight_decay(self) -> Array:
-        """``1/2 (||W1||_F^2 + ||w2||^2)``: the non-convex regulariser divided by lam."""
-        return 0.5 * (jnp.sum(self.W1**2) + jnp.sum(self.w2**2))
-
-    @property
-    def active(self) -> Array:
-        """``(m,)`` boolean: units with a non-zero output weight."""
-        return self.w2 != 0
-
     def pruned(self) -> "GatedReLUNetwork":
         """The same function with zero units removed (outside ``jit`` only)."""
         keep = np.asarray(self.active)
         return GatedReLUNetwork(self.gates[:, keep], self.W1[:, keep], self.w2[keep], self.bias)
 
 
-class ReLUNetwork(eqx.Module):
+class ReLUNetwork(_TwoLayerNetwork):
     """Two-layer network ``f(x) = sum_j sigma(x . W1_j) w2_j``, ``sigma(t) = max(t, a t)``.
 
     **Fields:**
@@ -85,19 +93,6 @@ class ReLUNetwork(eqx.Module):
         x = _with_bias(jnp.asarray(x, self.W1.dtype), self.bias)
         t = x @ self.W1
         return jnp.sum(jnp.maximum(t, self.slope * t) * self.w2)
-
-    def predict(self, X: Array) -> Array:
-        """Predictions for a batch ``X`` of shape ``(n, d)``: shape ``(n,)``."""
-        return jax.vmap(self)(X)
-
-    def weight_decay(self) -> Array:
-        """``1/2 (||W1||_F^2 + ||w2||^2)``: the non-convex regulariser divided by lam."""
-        return 0.5 * (jnp.sum(self.W1**2) + jnp.sum(self.w2**2))
-
-    @property
-    def active(self) -> Array:
-        """``(m,)`` boolean: units with a non-zero output weight."""
-        return self.w2 != 0
 
     def pruned(self) -> "ReLUNetwork":
         """The same function with zero units removed (outside ``jit`` only)."""
