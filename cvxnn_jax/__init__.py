@@ -61,4 +61,10 @@ from ._programs.threshold import (
     shattered_threshold_solution as shattered_threshold_solution,
 )
 
+# Regularisation paths, devices, implicit differentiation and the layer (issue 4).
+from ._devices import fit_data_parallel as fit_data_parallel, fit_path_sharded as fit_path_sharded
+from ._implicit import differentiable_fit as differentiable_fit
+from ._layer import ConvexLayer as ConvexLayer
+from ._path import fit_path as fit_path
+
 __version__ = importlib.metadata.version("cvxnn_jax")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -38,9 +39,11 @@ class ConvergenceWarning(UserWarning):
 
 
 @eqx.filter_jit
-def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FISTA, bias: bool):
+def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FISTA, bias: bool,
+                      x0=None):
     program = GatedReLUProgram(X=X, masks=gate_masks(X, gates), y=y, lam=lam, loss=loss)
-    state = fista_solve(program, program.init_x(), tol, max_steps, solver)
+    x0 = program.init_x() if x0 is None else x0
+    state = fista_solve(program, x0, tol, max_steps, solver)
     W1, w2 = split_group(state.x)
     return Solution(
         weights=state.x,
@@ -65,13 +68,14 @@ def relu_network(W, slope: float, bias: bool) -> ReLUNetwork:
 
 @eqx.filter_jit
 def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, solver,
-                bias: bool, slope: float):
+                bias: bool, slope: float, x0=None):
     program = ReLUProgram(X=X, masks=gate_masks(X, gates), y=y, lam=lam, loss=loss, slope=slope)
+    x0 = program.init_x() if x0 is None else x0
     if isinstance(solver, ADMM):
-        state = admm_solve(program, program.init_x(), tol, feasibility_tol, max_steps, solver)
+        state = admm_solve(program, x0, tol, feasibility_tol, max_steps, solver)
         W, num_steps = state.W_split, state.num_steps
     else:
-        state = al_solve(program, program.init_x(), tol, feasibility_tol, max_steps, solver)
+        state = al_solve(program, x0, tol, feasibility_tol, max_steps, solver)
         W, num_steps = state.W, state.inner.num_steps + state.num_relaxation_steps
     return Solution(
         weights=W,
@@ -118,6 +122,89 @@ def _exact_gates(X):
         return enumerate_gates_2d(X[:, :2])
     raise ValueError(f"gates='exact' needs bias=True and data with 1 or 2 features, got {d + 1} "
                      "columns (exact enumeration is exponential in the dimension)")
+
+
+class _Setup(NamedTuple):
+    """Validated and resolved arguments of ``fit`` (shared with ``fit_path`` and the
+    device and implicit-differentiation entry points)."""
+
+    X: jax.Array  # (n, d'), bias column appended when ``bias``
+    y: jax.Array
+    lam: jax.Array  # as returned by the caller's ``lam_check``
+    gates: jax.Array
+    model: str
+    loss: Loss
+    solver: eqx.Module
+    slope: float
+    bias: bool
+    tol: float
+    feasibility_tol: float
+    max_steps: int
+
+
+def _prepare(X, y, lam, lam_check, *, gates, model, loss, solver, tol, max_steps, bias, key,
+             activation, leaky_slope, feasibility_tol) -> _Setup:
+    """``fit``'s argument checks and defaults, in ``fit``'s order; ``lam_check(lam, dtype)``
+    validates ``lam`` (a scalar for ``fit``, a vector for ``fit_path``)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    loss_fn = get_loss(loss)
+    if model == "gated_relu":
+        if solver is None or solver == "fista":
+            solver = FISTA()
+        elif not isinstance(solver, FISTA):
+            raise ValueError(f"solver must be None, 'fista' or a FISTA instance for 'gated_relu', got {solver!r}")
+        default_steps = 10_000
+    else:
+        if solver is None or solver == "al":
+            solver = AugmentedLagrangian()
+        elif solver == "admm":
+            solver = ADMM()
+        elif not isinstance(solver, (AugmentedLagrangian, ADMM)):
+            raise ValueError("solver must be None, 'al', 'admm' or an AugmentedLagrangian/ADMM "
+                             f"instance for 'relu', got {solver!r}")
+        default_steps = 20_000 if isinstance(solver, ADMM) else 100_000
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if activation != "relu" and model != "relu":
+        raise ValueError(f"activation={activation!r} needs model='relu'")
+    if activation == "leaky_relu" and not 0.0 < float(leaky_slope) < 1.0:
+        raise ValueError(f"leaky_slope must lie in (0, 1), got {leaky_slope}")
+    slope = {"relu": 0.0, "leaky_relu": float(leaky_slope), "absolute": -1.0}[activation]
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+    if isinstance(gates, str) and gates == "exact" and not bias:
+        raise ValueError("gates='exact' needs bias=True: the patterns enumerated are those of "
+                         "affine hyperplanes")
+    max_steps = default_steps if max_steps is None else max_steps
+
+    X = check_data_matrix(X)
+    y = check_targets(y, X.shape[0], X.dtype, binary_labels=isinstance(loss_fn, LogisticLoss))
+    lam = lam_check(lam, X.dtype)
+    check_positive_scalar(tol, "tol", allow_zero=True)
+    check_positive_scalar(max_steps, "max_steps")
+    feasibility_tol = tol if feasibility_tol is None else feasibility_tol
+    check_positive_scalar(feasibility_tol, "feasibility_tol", allow_zero=True)
+    if bias:
+        X = add_bias_column(X)
+    gates = _resolve_gates(gates, X, key)
+
+    return _Setup(X, y, lam, gates, model, loss_fn, solver, slope, bias, tol, feasibility_tol,
+                  max_steps)
+
+
+def _solve(setup: _Setup, lam, x0=None) -> Solution:
+    """One jit-compiled solve of ``setup``'s program at ``lam`` (a scalar), from ``x0``
+    (default zero). Pure: callable under ``jit``, ``vmap``, ``scan`` and ``shard_map``."""
+    X = setup.X
+    tol = jnp.asarray(setup.tol, X.dtype)
+    max_steps = jnp.asarray(setup.max_steps, jnp.int32)
+    if setup.model == "gated_relu":
+        return _solve_gated_relu(X, setup.y, setup.gates, lam, tol, max_steps, setup.loss,
+                                 setup.solver, setup.bias, x0)
+    return _solve_relu(X, setup.y, setup.gates, lam, tol,
+                       jnp.asarray(setup.feasibility_tol, X.dtype), max_steps, setup.loss,
+                       setup.solver, setup.bias, setup.slope, x0)
 
 
 def fit(
@@ -173,56 +260,10 @@ def fit(
     ``lam``, ``tol`` and ``max_steps`` are traced, so new values do not recompile.
     ``fit`` can be called inside the caller's ``jax.jit`` when ``gates`` is an array.
     """
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    loss_fn = get_loss(loss)
-    if model == "gated_relu":
-        if solver is None or solver == "fista":
-            solver = FISTA()
-        elif not isinstance(solver, FISTA):
-            raise ValueError(f"solver must be None, 'fista' or a FISTA instance for 'gated_relu', got {solver!r}")
-        default_steps = 10_000
-    else:
-        if solver is None or solver == "al":
-            solver = AugmentedLagrangian()
-        elif solver == "admm":
-            solver = ADMM()
-        elif not isinstance(solver, (AugmentedLagrangian, ADMM)):
-            raise ValueError("solver must be None, 'al', 'admm' or an AugmentedLagrangian/ADMM "
-                             f"instance for 'relu', got {solver!r}")
-        default_steps = 20_000 if isinstance(solver, ADMM) else 100_000
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    if activation != "relu" and model != "relu":
-        raise ValueError(f"activation={activation!r} needs model='relu'")
-    if activation == "leaky_relu" and not 0.0 < float(leaky_slope) < 1.0:
-        raise ValueError(f"leaky_slope must lie in (0, 1), got {leaky_slope}")
-    slope = {"relu": 0.0, "leaky_relu": float(leaky_slope), "absolute": -1.0}[activation]
-    if not isinstance(bias, bool):
-        raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
-    if isinstance(gates, str) and gates == "exact" and not bias:
-        raise ValueError("gates='exact' needs bias=True: the patterns enumerated are those of "
-                         "affine hyperplanes")
-    max_steps = default_steps if max_steps is None else max_steps
-
-    X = check_data_matrix(X)
-    y = check_targets(y, X.shape[0], X.dtype, binary_labels=isinstance(loss_fn, LogisticLoss))
-    lam = check_lam(lam, X.dtype)
-    check_positive_scalar(tol, "tol", allow_zero=True)
-    check_positive_scalar(max_steps, "max_steps")
-    feasibility_tol = tol if feasibility_tol is None else feasibility_tol
-    check_positive_scalar(feasibility_tol, "feasibility_tol", allow_zero=True)
-    if bias:
-        X = add_bias_column(X)
-    gates = _resolve_gates(gates, X, key)
-
-    tol_array = jnp.asarray(tol, X.dtype)
-    steps_array = jnp.asarray(max_steps, jnp.int32)
-    if model == "gated_relu":
-        solution = _solve_gated_relu(X, y, gates, lam, tol_array, steps_array, loss_fn, solver, bias)
-    else:
-        solution = _solve_relu(X, y, gates, lam, tol_array, jnp.asarray(feasibility_tol, X.dtype),
-                               steps_array, loss_fn, solver, bias, slope)
+    setup = _prepare(X, y, lam, check_lam, gates=gates, model=model, loss=loss, solver=solver,
+                     tol=tol, max_steps=max_steps, bias=bias, key=key, activation=activation,
+                     leaky_slope=leaky_slope, feasibility_tol=feasibility_tol)
+    solution = _solve(setup, setup.lam)
     if throw:
         solution = eqx.error_if(
             solution, solution.result != RESULTS.successful, "fit did not converge"

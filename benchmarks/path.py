@@ -1,0 +1,210 @@
+"""Benchmark: a regularisation path of 32 lambdas three ways.
+
+    python benchmarks/path.py            # n=5000, d=50, P=500 (tens of minutes on 2 CPU cores)
+    python benchmarks/path.py --quick    # n=500, d=10, P=50: a smoke check
+
+1. vmapped path: ``cn.fit_path(X, y, lams)``, one compiled call, every lambda a lane of
+   one batched solve;
+2. a Python loop of ``cn.fit`` over the lambdas (one compile serves all: lam is traced);
+3. the warm-started path: ``cn.fit_path(..., warm_start=True)``, largest lambda first,
+   each solve started from the last, one compiled ``lax.scan``.
+
+Each is timed as the median of ``--repeats`` (default 3) runs after a compile run (the
+compile run uses ``max_steps=1``: ``max_steps`` is traced, so it compiles the same
+executable without paying for a full solve). Gated ReLU, squared loss, float32 (the
+library's fast default) and ``tol=1e-4`` (relative duality gap; float32 certifies
+reliably to there, DESIGN.md section 2). Data: the planted two-layer ReLU teacher of
+``tests/reference.py`` with standardised targets; ``lams = lam_max * geomspace(0.5,
+0.01, 32)`` where ``lam_max = max_i ||(D_i X)^T y|| / n`` is the smallest lambda whose
+solution is zero.
+
+"One solve" in the targets is the loop's mean time per lambda. Prints a table and writes
+every timing to ``benchmarks/results/path.json`` (``path_quick.json`` with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import cvxnn_jax as cn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from reference import planted_relu_problem  # noqa: E402
+
+NUM_LAMS = 32
+TOL = 1e-4
+MAX_STEPS = 20_000
+DTYPE = np.float32
+TARGET_PATH_OVER_ONE_SOLVE = 8.0
+TARGET_LOOP_OVER_PATH = 3.0
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def problem(n, d, num_gates):
+    X, y = planted_relu_problem(0, n=n, d=d)
+    y = (y - y.mean()) / y.std()
+    X, y = X.astype(DTYPE), y.astype(DTYPE)
+    gates = cn.sample_gates(jax.random.PRNGKey(0), X, num_gates)
+    masks = np.asarray(cn.gate_masks(X, gates))
+    lam_max = float(np.max(np.linalg.norm(X.T @ (masks * y[:, None]), axis=0)) / n)
+    lams = (lam_max * np.geomspace(0.5, 0.01, NUM_LAMS)).astype(DTYPE)
+    return X, y, gates, lams, lam_max
+
+
+def timed(fn, repeats):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def run(n, d, num_gates, repeats):
+    X, y, gates, lams, lam_max = problem(n, d, num_gates)
+    P = gates.shape[1]
+    log(f"n={n}, d={d}, P={P}, {NUM_LAMS} lambdas from {lams[0]:.3g} to {lams[-1]:.3g} "
+        f"(lam_max {lam_max:.3g}), float32, tol={TOL:g}, {repeats} timed runs each")
+    options = dict(gates=gates, tol=TOL, max_steps=MAX_STEPS)
+    warnings.simplefilter("ignore", cn.ConvergenceWarning)  # the compile runs stop at 1 step
+
+    def loop():
+        return [cn.fit(X, y, lam, **options) for lam in lams]
+
+    methods = {
+        "vmapped path": lambda **kw: cn.fit_path(X, y, lams, **{**options, **kw}),
+        "loop of fit": lambda **kw: [cn.fit(X, y, lam, **{**options, **kw}) for lam in lams],
+        "warm-started path": lambda **kw: cn.fit_path(X, y, lams, warm_start=True,
+                                                      **{**options, **kw}),
+    }
+    out = {}
+    for name, method in methods.items():
+        start = time.perf_counter()
+        jax.block_until_ready(method(max_steps=1))
+        compile_s = time.perf_counter() - start
+        times, result = timed(method, repeats)
+        if isinstance(result, list):
+            objective = np.array([float(s.objective) for s in result])
+            steps = np.array([int(s.num_steps) for s in result])
+            converged = np.array([bool(s.converged) for s in result])
+        else:
+            objective = np.asarray(result.objective, dtype=np.float64)
+            steps = np.asarray(result.num_steps)
+            converged = np.asarray(result.converged)
+        out[name] = dict(times_s=times, median_s=statistics.median(times), compile_s=compile_s,
+                         objective=objective.tolist(), num_steps=steps.tolist(),
+                         converged=converged.tolist())
+        log(f"  {name:>18}: median {statistics.median(times):8.2f} s  (runs "
+            f"{', '.join('%.2f' % t for t in times)}; compile run {compile_s:.1f} s), "
+            f"steps total {int(steps.sum())}, max {int(steps.max())}, "
+            f"converged {int(converged.sum())}/{NUM_LAMS}")
+    reference = np.array(out["loop of fit"]["objective"])
+    for name in ("vmapped path", "warm-started path"):
+        difference = np.abs(np.array(out[name]["objective"]) / reference - 1)
+        out[name]["max_relative_objective_difference_to_loop"] = float(difference.max())
+    one_solve = out["loop of fit"]["median_s"] / NUM_LAMS
+    loop_steps = np.array(out["loop of fit"]["num_steps"])
+    return dict(
+        n=n, d=d, P=P, lams=lams.tolist(), lam_max=lam_max, methods=out,
+        one_solve_mean_s=one_solve,
+        path_over_one_solve=out["vmapped path"]["median_s"] / one_solve,
+        loop_over_path=out["loop of fit"]["median_s"] / out["vmapped path"]["median_s"],
+        loop_over_warm_path=out["loop of fit"]["median_s"] / out["warm-started path"]["median_s"],
+        # The batched loop runs every lane for as many steps as the slowest lambda needs.
+        vmapped_lane_steps=NUM_LAMS * int(max(out["vmapped path"]["num_steps"])),
+        loop_steps=int(loop_steps.sum()),
+        slowest_single_solve_steps=int(loop_steps.max()),
+    )
+
+
+def environment():
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except Exception:
+        commit = None
+    return dict(
+        jax=jax.__version__, numpy=np.__version__, cvxnn_jax=cn.__version__,
+        python=platform.python_version(), device=str(jax.devices()[0]),
+        device_kind=jax.devices()[0].device_kind, backend=jax.default_backend(),
+        cpu_count=os.cpu_count(),
+        affinity_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        machine=platform.machine(), git_commit=commit,
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join([Path(sys.executable).name] + sys.argv),
+    )
+
+
+def summary(results):
+    r = results["run"]
+    env = results["environment"]
+    lines = ["=" * 92,
+             f"regularisation path ({results['mode']}): jax {env['jax']}, {env['device']} "
+             f"({env['device_kind']}), {env['affinity_cpus']} CPUs",
+             f"n={r['n']}, d={r['d']}, P={r['P']}, {NUM_LAMS} lambdas, gated ReLU, squared loss, "
+             f"float32, tol={TOL:g}",
+             "-" * 92,
+             f"{'method':>18} | {'median s':>9} | {'steps total':>11} {'max':>6} | {'converged':>9} | "
+             f"{'max rel obj diff to loop':>24}"]
+    for name, m in r["methods"].items():
+        diff = m.get("max_relative_objective_difference_to_loop")
+        lines.append(f"{name:>18} | {m['median_s']:>9.2f} | {sum(m['num_steps']):>11} "
+                     f"{max(m['num_steps']):>6} | {sum(m['converged']):>4}/{NUM_LAMS:<4} | "
+                     f"{'-' if diff is None else '%.2e' % diff:>24}")
+    lines += [
+        "-" * 92,
+        f"one solve (loop mean) {r['one_solve_mean_s']:.3f} s; batched lane-steps "
+        f"{r['vmapped_lane_steps']} (= {NUM_LAMS} x slowest {max(r['methods']['vmapped path']['num_steps'])})"
+        f" vs loop steps {r['loop_steps']}",
+        "targets",
+        f"  vmapped path <= {TARGET_PATH_OVER_ONE_SOLVE:.0f}x one solve: "
+        f"{r['path_over_one_solve']:.1f}x -> "
+        f"{'PASS' if r['path_over_one_solve'] <= TARGET_PATH_OVER_ONE_SOLVE else 'MISS'}",
+        f"  loop of fit >= {TARGET_LOOP_OVER_PATH:.0f}x the vmapped path's time: "
+        f"{r['loop_over_path']:.2f}x -> "
+        f"{'PASS' if r['loop_over_path'] >= TARGET_LOOP_OVER_PATH else 'MISS'}",
+        f"  (warm-started path: loop / warm = {r['loop_over_warm_path']:.2f}x)",
+        "=" * 92,
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="n=500, d=10, P=50 smoke run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method")
+    args = parser.parse_args()
+    n, d, num_gates = (500, 10, 50) if args.quick else (5000, 50, 500)
+    results = dict(mode="quick" if args.quick else "full", environment=environment(),
+                   config=dict(num_lams=NUM_LAMS, tol=TOL, max_steps=MAX_STEPS, dtype="float32",
+                               repeats=args.repeats))
+    results["run"] = run(n, d, num_gates, args.repeats)
+    text = summary(results)
+    results["summary"] = text
+    log(text)
+    path = REPO / "benchmarks" / "results" / ("path_quick.json" if args.quick else "path.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1))
+    log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

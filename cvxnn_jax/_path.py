@@ -1,0 +1,155 @@
+"""``fit_path``: a regularisation path in one compile (DESIGN.md section 5).
+
+Two ways to sweep ``lams`` on one device, both inside one ``jit``:
+
+- vmapped (default): every ``lam`` is a lane of one ``jax.vmap``-ed solve. The
+  operators' matvecs over ``(d, P)`` weights become matmuls over ``(L, d, P)``; the
+  batched ``while_loop`` runs until the slowest lane terminates, and a lane that has
+  terminated keeps its state (its result equals its own solve's).
+- warm-started (``warm_start=True``): a ``lax.scan`` over the ``lams`` sorted largest
+  first, each solve started from the previous solution (the classic path of ``glmnet``
+  and scikit-learn's ``lasso_path``). One lane, so it never waits for a slow neighbour;
+  each solve starts near its answer. The results come back in the caller's order.
+
+The solve is the one ``fit`` runs; ``lams`` is a traced argument, so a second path of
+the same shapes does not recompile. :func:`cvxnn_jax.fit_path_sharded` splits the path
+over devices.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._fit import ConvergenceWarning, _prepare, _Setup, _solve
+from ._solution import Solution
+from ._solvers._results import RESULTS
+from ._validation import _as_float_array, _check_finite, is_concrete
+
+
+def check_lams(lams, dtype, name: str = "lams"):
+    """``lams`` as a non-empty ``(L,)`` array of ``dtype``, finite and >= 0."""
+    lams = _as_float_array(lams, name)
+    if lams.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of regularisation strengths, got shape "
+                         f"{lams.shape}")
+    if lams.shape[0] == 0:
+        raise ValueError(f"{name} is empty: need at least one regularisation strength")
+    _check_finite(lams, name)
+    if is_concrete(lams) and bool(np.any(np.asarray(lams) < 0)):
+        raise ValueError(f"{name} must be >= 0, got {np.asarray(lams).min()}")
+    return lams.astype(dtype)
+
+
+def _zero_weights(setup: _Setup):
+    P = setup.gates.shape[1]
+    return jnp.zeros((setup.X.shape[1], P if setup.model == "gated_relu" else 2 * P),
+                     setup.X.dtype)
+
+
+def path_body(setup: _Setup, lams, warm_start: bool) -> Solution:
+    """The path over ``lams`` (``(L,)``) as a pure function: vmapped, or a warm-started scan.
+
+    Callable under ``jit`` and inside ``shard_map`` (each device runs it on its chunk).
+    """
+    if not warm_start:
+        return jax.vmap(lambda lam: _solve(setup, lam))(lams)
+    order = jnp.argsort(-lams, stable=True)  # largest lam first
+
+    def solve_next(weights, lam):
+        solution = _solve(setup, lam, weights)
+        return solution.weights, solution
+
+    _, solutions = jax.lax.scan(solve_next, _zero_weights(setup), lams[order])
+    inverse = jnp.argsort(order)
+    return jax.tree.map(lambda a: a[inverse], solutions)
+
+
+@eqx.filter_jit
+def _solve_path(setup: _Setup, lams, warm_start: bool) -> Solution:
+    return path_body(setup, lams, warm_start)
+
+
+def traced_setup(setup: _Setup) -> _Setup:
+    """``tol``, ``feasibility_tol`` and ``max_steps`` as arrays, so ``filter_jit`` traces
+    them (new values do not recompile) instead of hashing them as static."""
+    dtype = setup.X.dtype
+    return setup._replace(tol=jnp.asarray(setup.tol, dtype),
+                          feasibility_tol=jnp.asarray(setup.feasibility_tol, dtype),
+                          max_steps=jnp.asarray(setup.max_steps, jnp.int32))
+
+
+def report_path(solution: Solution, lams, tol, throw: bool, name: str) -> Solution:
+    """Raise (``throw``) or warn, outside ``jit``, naming the lambdas that did not converge."""
+    failed = solution.result != RESULTS.successful
+    if throw:
+        return eqx.error_if(solution, jnp.any(failed), f"{name} did not converge at every lam")
+    if is_concrete(solution.objective):
+        failed = np.asarray(failed)
+        if failed.any():
+            values = np.asarray(lams)[failed]
+            shown = ", ".join(f"{v:.3g}" for v in values[:8]) + (", ..." if values.size > 8 else "")
+            warnings.warn(
+                f"{name} did not converge at {int(failed.sum())} of {failed.size} lambdas "
+                f"({shown}; tol {float(tol):.3g}): see solution.converged and solution.result",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+    return solution
+
+
+def fit_path(
+    X,
+    y,
+    lams,
+    *,
+    gates=None,
+    model: str = "gated_relu",
+    loss="squared",
+    solver=None,
+    tol=1e-6,
+    max_steps=None,
+    bias: bool = False,
+    key=None,
+    throw: bool = False,
+    activation: str = "relu",
+    leaky_slope: float = 0.01,
+    feasibility_tol=None,
+    warm_start: bool = False,
+) -> Solution:
+    """Solve the convex program at every ``lam`` in ``lams``, in one compiled call.
+
+    **Arguments:** as :func:`cvxnn_jax.fit`, except
+    - lams: ``(L,)`` regularisation strengths (>= 0), in any order.
+    - warm_start: ``False`` (default): one ``vmap``-ed solve over all ``lams``: the
+      matmuls of all lambdas are batched, which pays where a single solve leaves the
+      device idle (a GPU). ``True``: solve from the largest ``lam`` to the smallest,
+      each solve started from the previous solution (one lane at a time; the path of
+      scikit-learn's ``lasso_path``). Prefer ``True`` on a CPU: there one solve already
+      keeps the cores busy with its ``(n, d) x (d, P)`` matmuls, and the batched loop
+      runs every lane for as many steps as the slowest ``lam`` needs
+      (``benchmarks/path.py``). For ``model="relu"`` only the weights are carried over:
+      the solver's multipliers restart from zero.
+
+    **Returns:** a :class:`Solution` whose every field has a leading axis of length
+    ``L``, in the order of ``lams``: ``solution.objective[k]`` is the objective at
+    ``lams[k]``, ``solution.converged`` says which lambdas converged, and
+    ``jax.tree.map(lambda a: a[k], solution)`` is the solution at ``lams[k]``.
+    A lambda that did not converge warns (``ConvergenceWarning``, outside ``jit``) or,
+    with ``throw=True``, raises.
+
+    ``lams``, ``tol`` and ``max_steps`` are traced: a second path with the same shapes
+    does not recompile. Callable inside the caller's ``jax.jit`` when ``gates`` is an
+    array.
+    """
+    if not isinstance(warm_start, bool):
+        raise TypeError(f"warm_start must be a bool, got {type(warm_start).__name__}")
+    setup = _prepare(X, y, lams, check_lams, gates=gates, model=model, loss=loss, solver=solver,
+                     tol=tol, max_steps=max_steps, bias=bias, key=key, activation=activation,
+                     leaky_slope=leaky_slope, feasibility_tol=feasibility_tol)
+    solution = _solve_path(traced_setup(setup._replace(lam=None)), setup.lam, warm_start)
+    return report_path(solution, setup.lam, tol, throw, "fit_path")

@@ -1,0 +1,129 @@
+"""Regularisation paths: fit_path equals fit at every lambda, in one compilation.
+
+The gated tests share one problem shape (and so the compiled solves) to keep the
+suite fast.
+"""
+
+import jax
+import jax.monitoring
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import cvxnn_jax as cn
+
+from reference import planted_relu_problem
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+LAMS = np.array([3e-3, 1e-1, 1e-2, 3e-2, 1e-3, 3e-4])  # any order
+OPTIONS = dict(tol=1e-10, max_steps=100_000)
+
+
+def _count_compiles(fn):
+    count = []
+    listener = lambda name, *args, **kwargs: count.append(name) if name == COMPILE_EVENT else None
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        result = fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return len(count), result
+
+
+def _data(seed, loss="squared", n=60, d=4):
+    X, y = planted_relu_problem(seed, n=n, d=d)
+    if loss == "logistic":
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def gates():
+    X, _ = _data(0)
+    return cn.sample_gates(jax.random.PRNGKey(0), X, 12)
+
+
+def _assert_equals_fits(path, fits, rtol):
+    for k, fit in enumerate(fits):
+        np.testing.assert_allclose(path.objective[k], fit.objective, rtol=rtol)
+        scale = float(jnp.max(jnp.abs(fit.weights)))
+        np.testing.assert_allclose(path.weights[k], fit.weights, rtol=0, atol=rtol * scale)
+        np.testing.assert_allclose(path.network.w2[k], fit.network.w2, rtol=0,
+                                   atol=rtol * float(jnp.max(jnp.abs(fit.network.w2))))
+        assert bool(path.converged[k]) and path.lam[k] == fit.lam
+
+
+@pytest.mark.parametrize("loss,modes", [("squared", (False, True)), ("logistic", (False,))])
+def test_gated_path_equals_fits_in_one_compilation(gates, loss, modes):
+    X, y = _data(0, loss)
+    fits = [cn.fit(X, y, lam, gates=gates, loss=loss, **OPTIONS) for lam in LAMS]
+    steps = {}
+    for warm_start in modes:
+        compiles, path = _count_compiles(
+            lambda: cn.fit_path(X, y, LAMS, gates=gates, loss=loss, warm_start=warm_start,
+                                **OPTIONS))
+        # One compilation for the whole path (the first call of the session also compiles
+        # a few eager operations of the argument checks, hence <= 3 there).
+        assert compiles == 1 or (compiles <= 3 and not steps)
+        assert path.weights.shape == (len(LAMS),) + fits[0].weights.shape
+        assert all(leaf.shape[0] == len(LAMS) for leaf in jax.tree.leaves(path))
+        _assert_equals_fits(path, fits, rtol=1e-6)
+        steps[warm_start] = int(jnp.sum(path.num_steps))
+        # Another path of the same shapes (new lambdas, new data) does not recompile.
+        X2, y2 = _data(1, loss)
+        compiles, _ = _count_compiles(
+            lambda: cn.fit_path(X2, y2, 2 * LAMS, gates=gates, loss=loss, warm_start=warm_start,
+                                **OPTIONS))
+        assert compiles == 0
+    if len(modes) == 2:  # each warm-started solve starts from the previous: fewer steps
+        assert steps[True] < steps[False]
+
+
+def test_fit_path_inside_jit_and_reports_failures(gates):
+    X, y = _data(0)
+    objectives = jax.jit(lambda X, lams: cn.fit_path(X, y, lams, gates=gates, **OPTIONS).objective)(
+        jnp.asarray(X), jnp.asarray(LAMS))
+    np.testing.assert_allclose(objectives, cn.fit_path(X, y, LAMS, gates=gates, **OPTIONS).objective,
+                               rtol=1e-12)
+    lams = LAMS.copy()
+    lams[1] = 10.0  # trivially optimal (the zero network): converges at once
+    with pytest.warns(cn.ConvergenceWarning, match=r"5 of 6 lambdas \(0.003, 0.01,"):
+        path = cn.fit_path(X, y, lams, gates=gates, tol=1e-12, max_steps=20)
+    assert path.converged.tolist() == [False, True, False, False, False, False]
+    assert int(path.result._value[0]) == int(cn.RESULTS.max_steps_reached._value)
+    with pytest.raises(Exception, match="did not converge"):
+        cn.fit_path(X, y, lams, gates=gates, tol=1e-12, max_steps=20, throw=True)
+
+
+def test_relu_path_equals_fits():
+    X, y = planted_relu_problem(2, n=40, d=3)
+    gates = cn.sample_gates(jax.random.PRNGKey(2), X, 8)
+    lams = np.array([3e-2, 1e-2, 1e-1])
+    options = dict(gates=gates, model="relu", solver="admm", tol=1e-6, feasibility_tol=1e-8,
+                   max_steps=200_000)
+    fits = [cn.fit(X, y, lam, **options) for lam in lams]
+    for warm_start in (False, True):
+        path = cn.fit_path(X, y, lams, warm_start=warm_start, **options)
+        assert isinstance(path.network, cn.ReLUNetwork)
+        assert path.weights.shape == (3,) + fits[0].weights.shape
+        assert bool(jnp.all(path.converged)) and bool(jnp.all(path.violation <= 1e-8))
+        for k, fit in enumerate(fits):
+            # Both certified to tol = 1e-6: equal within it.
+            np.testing.assert_allclose(path.objective[k], fit.objective, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "lams,error,match",
+    [
+        (np.ones((2, 2)), ValueError, "lams must be a 1-D"),
+        (np.zeros(0), ValueError, "lams is empty"),
+        (np.array([1e-2, -1.0]), ValueError, "lams must be >= 0"),
+        (np.array([1e-2, np.nan]), ValueError, "lams contains NaN"),
+        ("big", TypeError, "lams must be an array"),
+        ([1e-2], TypeError, "warm_start must be a bool"),
+    ],
+)
+def test_fit_path_rejects_bad_input(gates, lams, error, match):
+    X, y = _data(0)
+    with pytest.raises(error, match=match):
+        cn.fit_path(X, y, lams, gates=gates, warm_start=1 if "warm" in match else False)
