@@ -50,6 +50,10 @@ def _sharded_path(setup, lams, mesh, warm_start: bool) -> Solution:
         return path_body(eqx.combine(arrays, static), lams, warm_start)
 
     spec = PartitionSpec(PATH_AXIS)
+    # check_vma=False: the solvers' while_loops start from replicated values (zeros, the
+    # data) and update them with this device's lambdas, which the varying-axes type check
+    # rejects as a carry type change. The body has no collectives, so there is nothing
+    # for the check to protect.
     return jax.shard_map(body, mesh=mesh, in_specs=(PartitionSpec(), spec), out_specs=spec,
                          check_vma=False)(arrays, lams)
 
