@@ -38,6 +38,27 @@ class ConvergenceWarning(UserWarning):
     """A solve stopped before its certificate met the tolerance."""
 
 
+def report_convergence(solution, tol, throw: bool, name: str):
+    """Raise (``throw``, through ``equinox.error_if``) or warn if ``solution`` did not converge.
+
+    The warning is issued only outside ``jit`` (it needs concrete values) and points at
+    the caller of ``name`` (the public function that called this one). Returns the
+    solution (with the error check attached when ``throw``).
+    """
+    if throw:
+        return eqx.error_if(solution, solution.result != RESULTS.successful,
+                            f"{name} did not converge")
+    if is_concrete(solution.objective) and not bool(solution.converged):
+        warnings.warn(
+            f"{name} did not converge: {RESULTS[solution.result]} (relative gap "
+            f"{float(solution.relative_gap):.3g}, tol {float(tol):.3g}, steps "
+            f"{int(solution.num_steps)})",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return solution
+
+
 @eqx.filter_jit
 def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FISTA, bias: bool,
                       x0=None):
@@ -263,17 +284,4 @@ def fit(
     setup = _prepare(X, y, lam, check_lam, gates=gates, model=model, loss=loss, solver=solver,
                      tol=tol, max_steps=max_steps, bias=bias, key=key, activation=activation,
                      leaky_slope=leaky_slope, feasibility_tol=feasibility_tol)
-    solution = _solve(setup, setup.lam)
-    if throw:
-        solution = eqx.error_if(
-            solution, solution.result != RESULTS.successful, "fit did not converge"
-        )
-    elif is_concrete(solution.objective) and not bool(solution.converged):
-        message = RESULTS[solution.result]
-        warnings.warn(
-            f"fit did not converge: {message} (relative gap {float(solution.relative_gap):.3g}, "
-            f"tol {float(tol):.3g}, steps {int(solution.num_steps)})",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    return solution
+    return report_convergence(_solve(setup, setup.lam), tol, throw, "fit")

@@ -38,7 +38,6 @@ the program with the offset.
 
 from __future__ import annotations
 
-import warnings
 
 import equinox as eqx
 import jax
@@ -47,7 +46,7 @@ import numpy as np
 from jax import Array
 
 from .._deep_networks import DeepNarrowNetwork, ThresholdNetwork
-from .._fit import ConvergenceWarning
+from .._fit import report_convergence
 from .._losses import Loss, SquaredLoss
 from .._prox import prox_l1
 from .._solvers._results import RESULTS
@@ -490,15 +489,4 @@ def fit_1d(
         result=state.result,
         lam=lam,
     )
-    if throw:
-        solution = eqx.error_if(solution, solution.result != RESULTS.successful,
-                                "fit_1d did not converge")
-    elif is_concrete(solution.objective) and not bool(solution.converged):
-        warnings.warn(
-            f"fit_1d did not converge: {RESULTS[solution.result]} (relative gap "
-            f"{float(solution.relative_gap):.3g}, tol {float(tol):.3g}, steps "
-            f"{int(solution.num_steps)})",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    return solution
+    return report_convergence(solution, tol, throw, "fit_1d")

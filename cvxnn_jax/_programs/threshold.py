@@ -32,7 +32,6 @@ positives and ``-(1 - beta/n_-)_+`` on the negatives.
 
 from __future__ import annotations
 
-import warnings
 
 import equinox as eqx
 import jax
@@ -41,11 +40,10 @@ import numpy as np
 from jax import Array
 
 from .._deep_networks import DeepThresholdNetwork, ThresholdNetwork
-from .._fit import ConvergenceWarning
+from .._fit import report_convergence
 from .._losses import LogisticLoss, Loss, get_loss
 from .._patterns import add_bias_column, gate_masks, sample_gates
 from .._solution import Solution
-from .._solvers._results import RESULTS
 from .._solvers.fista import FISTA
 from .._validation import (
     check_data_matrix,
@@ -151,18 +149,7 @@ def fit_threshold(
         result=state.result,
         lam=lam,
     )
-    if throw:
-        solution = eqx.error_if(solution, solution.result != RESULTS.successful,
-                                "fit_threshold did not converge")
-    elif is_concrete(solution.objective) and not bool(solution.converged):
-        warnings.warn(
-            f"fit_threshold did not converge: {RESULTS[solution.result]} (relative gap "
-            f"{float(solution.relative_gap):.3g}, tol {float(tol):.3g}, steps "
-            f"{int(solution.num_steps)})",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
-    return solution
+    return report_convergence(solution, tol, throw, "fit_threshold")
 
 
 # ------------------------------------------------------------ shattered (deep) case

@@ -210,7 +210,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
     tol = jnp.asarray(tol, dtype)
     feasibility_tol = jnp.asarray(feasibility_tol, dtype)
     max_steps = jnp.asarray(max_steps, jnp.int32)
-    loss, y, lam = program.loss, program.y, program.lam
+    loss, y = program.loss, program.y
     X = program.X
     n = y.shape[0]
     C, S2 = program.coefficients(), program.signs()
