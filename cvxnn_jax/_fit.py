@@ -117,15 +117,24 @@ def _resolve_gates(gates, X, key):
         if gates != "exact":
             raise ValueError(f"gates must be an int, an array or 'exact', got {gates!r}")
         return _exact_gates(X)
+    return resolve_sampled_gates(gates, X, key, "fit")
+
+
+def resolve_sampled_gates(gates, X, key, caller: str):
+    """Gates from ``None`` / an int (sampled from ``key``) or a user ``(d, P)`` array.
+
+    ``caller`` names the public function in the error raised when sampling is asked for
+    inside ``jit`` (the number of distinct patterns depends on the data).
+    """
     if gates is None or (isinstance(gates, (int, np.integer)) and not isinstance(gates, bool)):
         num_gates = DEFAULT_NUM_GATES if gates is None else int(gates)
         if num_gates < 1:
             raise ValueError(f"gates (the number of gates to sample) must be >= 1, got {num_gates}")
         if not is_concrete(X):
             raise TypeError(
-                "gates must be an array of shape (d, P) when fit is traced (inside jit/vmap): "
-                "sampling drops duplicate patterns, so its output shape depends on the data. "
-                "Call cvxnn_jax.sample_gates outside jit and pass the result."
+                f"gates must be an array of shape (d, P) when {caller} is traced (inside "
+                "jit/vmap): sampling drops duplicate patterns, so its output shape depends on "
+                "the data. Call cvxnn_jax.sample_gates outside jit and pass the result."
             )
         return sample_gates(jax.random.PRNGKey(0) if key is None else key, X, num_gates)
     return check_gates(gates, X.shape[1], X.dtype)

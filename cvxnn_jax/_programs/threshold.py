@@ -40,22 +40,18 @@ import numpy as np
 from jax import Array
 
 from .._deep_networks import DeepThresholdNetwork, ThresholdNetwork
-from .._fit import report_convergence
+from .._fit import report_convergence, resolve_sampled_gates
 from .._losses import LogisticLoss, Loss, get_loss
-from .._patterns import add_bias_column, gate_masks, sample_gates
+from .._patterns import add_bias_column, gate_masks
 from .._solution import Solution
 from .._solvers.fista import FISTA
 from .._validation import (
     check_data_matrix,
-    check_gates,
     check_lam,
     check_positive_scalar,
     check_targets,
-    is_concrete,
 )
 from .lasso_1d import bucket_size, pad_columns, solve_lasso
-
-DEFAULT_NUM_GATES = 100
 
 
 def recover_threshold_network(gates: Array, z: Array, *, bias: bool = False,
@@ -69,18 +65,6 @@ def recover_threshold_network(gates: Array, z: Array, *, bias: bool = False,
     root = jnp.sqrt(jnp.abs(z))
     return ThresholdNetwork(gates, root, jnp.sign(z) * root, jnp.zeros((), z.dtype),
                             activation, bias)
-
-
-def _resolve_gates(gates, X, key):
-    if gates is None or (isinstance(gates, (int, np.integer)) and not isinstance(gates, bool)):
-        num_gates = DEFAULT_NUM_GATES if gates is None else int(gates)
-        if num_gates < 1:
-            raise ValueError(f"gates (the number of gates to sample) must be >= 1, got {num_gates}")
-        if not is_concrete(X):
-            raise TypeError("gates must be a (d, P) array when fit_threshold is traced "
-                            "(sampling drops duplicate patterns, a data-dependent shape)")
-        return sample_gates(jax.random.PRNGKey(0) if key is None else key, X, num_gates)
-    return check_gates(gates, X.shape[1], X.dtype)
 
 
 def fit_threshold(
@@ -132,7 +116,7 @@ def fit_threshold(
     check_positive_scalar(max_steps, "max_steps")
     if bias:
         X = add_bias_column(X)
-    gates = _resolve_gates(gates, X, key)
+    gates = resolve_sampled_gates(gates, X, key, "fit_threshold")
     P = gates.shape[1]
     A = pad_columns(gate_masks(X, gates), bucket_size(P))
     z, _, state = solve_lasso(A, y, lam, jnp.asarray(tol, X.dtype),
