@@ -67,4 +67,16 @@ from ._implicit import differentiable_fit as differentiable_fit
 from ._layer import ConvexLayer as ConvexLayer
 from ._path import fit_path as fit_path
 
+
+# Pattern growth from the dual certificate, and certifying any network (issue 7).
+from ._certify import Certificate as Certificate, certify as certify
+from ._growth import Grow as Grow, GrowthInfo as GrowthInfo, GrowthWarning as GrowthWarning
+from ._oracle import (
+    Oracle as Oracle,
+    Violations as Violations,
+    exact_gated_violation as exact_gated_violation,
+    exact_violation as exact_violation,
+    search_violations as search_violations,
+)
+
 __version__ = importlib.metadata.version("cvxnn_jax")

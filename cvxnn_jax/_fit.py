@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._growth import Grow, grow
 from ._losses import LogisticLoss, Loss, get_loss
 from ._networks import GatedReLUNetwork, ReLUNetwork, split_group
 from ._patterns import add_bias_column, enumerate_gates_1d, enumerate_gates_2d, gate_masks, sample_gates
@@ -115,7 +116,8 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
 def _resolve_gates(gates, X, key):
     if isinstance(gates, str):
         if gates != "exact":
-            raise ValueError(f"gates must be an int, an array or 'exact', got {gates!r}")
+            raise ValueError(f"gates must be an int, an array, 'exact', 'grow' or a cvxnn_jax.Grow, "
+                             f"got {gates!r}")
         return _exact_gates(X)
     return resolve_sampled_gates(gates, X, key, "fit")
 
@@ -264,7 +266,10 @@ def fit(
     - gates: ``(d', P)`` gate vectors (``d' = d + 1`` with ``bias=True``); an int: the
       number of Gaussian gates to sample from ``key`` (default 100); or ``"exact"``:
       every activation pattern, for 1-D or 2-D data with ``bias=True`` (then the
-      certificate is global for the non-convex network).
+      certificate is global for the non-convex network); or ``"grow"`` / a
+      :class:`Grow`: start from a few sampled gates and add the patterns the dual
+      violation oracle names until it finds none (column generation, outside ``jit``;
+      ``solution.growth`` reports the rounds and the oracle's certificate).
     - model: ``"gated_relu"`` (unconstrained group lasso) or ``"relu"`` (the
       cone-constrained program, exactly equivalent to the ReLU network).
     - loss: ``"squared"`` or ``"logistic"``.
@@ -290,7 +295,26 @@ def fit(
     ``lam``, ``tol`` and ``max_steps`` are traced, so new values do not recompile.
     ``fit`` can be called inside the caller's ``jax.jit`` when ``gates`` is an array.
     """
+    spec = _growth_spec(gates)
+    if spec is not None:
+        gates = spec.initial_gates
     setup = _prepare(X, y, lam, check_lam, gates=gates, model=model, loss=loss, solver=solver,
                      tol=tol, max_steps=max_steps, bias=bias, key=key, activation=activation,
                      leaky_slope=leaky_slope, feasibility_tol=feasibility_tol)
-    return report_convergence(_solve(setup, setup.lam), tol, throw, "fit")
+    if spec is not None:
+        if not is_concrete(setup.X) or not is_concrete(setup.lam):
+            raise TypeError("gates='grow' runs its rounds outside jit (the pattern set depends "
+                            "on the data); call fit outside jit")
+        solution = grow(setup, jax.random.PRNGKey(0) if key is None else key, spec,
+                        lambda s, x0: _solve(s, s.lam, x0))
+    else:
+        solution = _solve(setup, setup.lam)
+    return report_convergence(solution, tol, throw, "fit")
+
+
+def _growth_spec(gates) -> Grow | None:
+    if isinstance(gates, Grow):
+        return gates
+    if isinstance(gates, str) and gates == "grow":
+        return Grow()
+    return None

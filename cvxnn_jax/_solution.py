@@ -24,6 +24,9 @@ class Solution(eqx.Module):
     - lam: the regularisation strength used.
     - violation: largest cone violation of ``weights`` (ReLU program; see
       ``ReLUProgram.violation``), ``None`` for programs without constraints.
+    - growth: with grown patterns (``gates=cn.Grow(...)``), a ``GrowthInfo`` (rounds,
+      the oracle's last dual violation, a global lower bound where the oracle is exact,
+      per-round history); ``None`` otherwise.
     """
 
     weights: Array
@@ -36,6 +39,7 @@ class Solution(eqx.Module):
     result: RESULTS
     lam: Array
     violation: Array | None = None
+    growth: eqx.Module | None = None
 
     @property
     def converged(self) -> Array:

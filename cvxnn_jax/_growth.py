@@ -1,0 +1,274 @@
+"""Column generation: grow the activation patterns from the dual certificate.
+
+Sampled gates cover a small corner of the arrangement. After each solve the dual point
+``rho = -grad L`` at the solution's predictions is handed to the violation oracle
+(:mod:`cvxnn_jax._oracle`); the units it finds whose dual value exceeds ``lam`` name
+patterns that lower the objective. They are added, patterns whose weights stayed at
+zero for two solves in a row are dropped, and the program is re-solved from the
+previous weights. Growth stops when the oracle finds no violation above ``Grow.tol``
+(relative to ``lam``), or at the round or time budget.
+
+The number of patterns is padded to a power of two (at least 16) by repeating the
+first gate, so the rounds share a handful of compilations; a repeated pattern changes
+nothing in the optimum (its weights fold into the original's). Runs outside ``jit``:
+the pattern set depends on the data.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ._oracle import (
+    Oracle,
+    exact_cells,
+    exact_gated_violation,
+    exact_violation,
+    has_exact_oracle,
+    search_violations,
+)
+from ._patterns import gate_masks
+from ._programs.gated_relu import GatedReLUProgram
+from ._programs.relu import ReLUProgram
+from ._solution import Solution
+
+
+class Grow(eqx.Module):
+    """How :func:`cvxnn_jax.fit` grows patterns: pass ``gates=cn.Grow(...)`` (or
+    ``gates="grow"`` for these defaults).
+
+    **Fields:**
+    - initial_gates: Gaussian gates sampled to start from.
+    - max_rounds: oracle rounds at most (each followed by a warm-started re-solve).
+    - patterns_per_round: most violating new patterns added per round.
+    - tol: stop when ``max_u |rho^T sigma(X u)| <= (1 + tol) lam`` for every unit the
+      oracle tries (gated ReLU: ``||X^T D_u rho|| <= (1 + tol) lam``).
+    - max_seconds: wall-time budget (None: no limit), checked after each solve.
+    - exact: use the exact oracle where one exists (1 or 2 features and ``bias=True``):
+      None (default) chooses it when available; False forces the heuristic search.
+    - oracle: settings of the heuristic search.
+    """
+
+    initial_gates: int = 16
+    max_rounds: int = 30
+    patterns_per_round: int = 16
+    tol: float = 1e-3
+    max_seconds: float | None = None
+    exact: bool | None = None
+    oracle: Oracle = Oracle()
+
+
+    def __check_init__(self):
+        for name in ("initial_gates", "max_rounds", "patterns_per_round"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"Grow.{name} must be an int, got {value!r}")
+        if self.initial_gates < 1 or self.patterns_per_round < 1 or self.max_rounds < 0:
+            raise ValueError("Grow needs initial_gates >= 1, patterns_per_round >= 1 and "
+                             f"max_rounds >= 0, got {self}")
+        if not self.tol >= 0:
+            raise ValueError(f"Grow.tol must be >= 0, got {self.tol}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"Grow.max_seconds must be > 0 or None, got {self.max_seconds}")
+
+
+class GrowthInfo(eqx.Module):
+    """What growth reports beside the solution (``solution.growth``).
+
+    **Fields:**
+    - num_rounds: oracle rounds run.
+    - dual_value: the last round's largest dual value found (``max |rho^T sigma(X u)|``;
+      gated ReLU ``max ||X^T D_u rho||``).
+    - violation: ``max(dual_value / lam - 1, 0)``.
+    - exact: whether the oracle was exact (then ``violation`` and ``lower_bound`` are
+      global, over every pattern) or a heuristic search (relative to what it tried).
+    - lower_bound: with the exact oracle, a lower bound on the optimum over all patterns
+      (for ReLU: over all networks of any width); ``nan`` otherwise.
+    - stopped: why growth stopped: ``"no violation"``, ``"max_rounds"``,
+      ``"max_seconds"`` or ``"no new pattern"`` (the oracle's best units are patterns
+      already in the program: the solve is not accurate enough to go on).
+    - history_objective, history_violation, history_num_patterns, history_seconds:
+      per round (``(num_rounds,)`` NumPy arrays): objective, violation, number of
+      distinct patterns, and wall time since the start.
+    """
+
+    num_rounds: int
+    dual_value: Array
+    violation: Array
+    exact: bool = eqx.field(static=True)
+    lower_bound: Array
+    stopped: str = eqx.field(static=True)
+    history_objective: np.ndarray
+    history_violation: np.ndarray
+    history_num_patterns: np.ndarray
+    history_seconds: np.ndarray
+
+
+def _bucket(P: int) -> int:
+    return max(16, 1 << (P - 1).bit_length())
+
+
+def _pad(gates: np.ndarray, weights: np.ndarray | None, relu: bool):
+    """Gates padded to a bucket size by repeating gate 0, and weights with zeros."""
+    P = gates.shape[1]
+    size = _bucket(P)
+    padded = np.concatenate([gates, np.repeat(gates[:, :1], size - P, axis=1)], axis=1)
+    if weights is None:
+        return padded, None
+    if relu:
+        V, U = weights[:, :P], weights[:, P:]
+        zeros = np.zeros((weights.shape[0], size - P), weights.dtype)
+        x0 = np.concatenate([V, zeros, U, zeros], axis=1)
+    else:
+        x0 = np.concatenate([weights, np.zeros((weights.shape[0], size - P), weights.dtype)],
+                            axis=1)
+    return padded, x0
+
+
+def _fold(weights: np.ndarray, P: int, relu: bool) -> np.ndarray:
+    """Weights of the padded solve on the real ``P`` patterns: repeats folded into gate 0."""
+    def fold(block):
+        out = block[:, :P].copy()
+        out[:, 0] += block[:, P:].sum(axis=1)
+        return out
+
+    if not relu:
+        return fold(weights)
+    size = weights.shape[1] // 2
+    return np.concatenate([fold(weights[:, :size]), fold(weights[:, size:])], axis=1)
+
+
+def _pattern_keys(X, gates) -> list[bytes]:
+    masks = np.asarray(gate_masks(X, gates)).astype(bool)
+    return [bytes(b) for b in np.packbits(masks, axis=0).T]
+
+
+def grow(setup, key, spec: Grow, solve) -> Solution:
+    """Column generation on ``setup`` (a ``_fit._Setup``), from its gates.
+
+    ``solve(setup, x0)`` runs one jit-compiled solve. Returns the last solve's
+    :class:`Solution` with :class:`GrowthInfo` in ``solution.growth``.
+    """
+    start = time.perf_counter()
+    X, y, lam, loss = setup.X, setup.y, setup.lam, setup.loss
+    relu = setup.model == "relu"
+    slope = setup.slope
+    search_key = jax.random.fold_in(key, 1)
+    gates = np.asarray(setup.gates)
+    weights = None
+    zero_streak = np.zeros(gates.shape[1], int)
+    exact = has_exact_oracle(X, setup.bias) if spec.exact is None else bool(spec.exact)
+    if exact and not has_exact_oracle(X, setup.bias):
+        raise ValueError("Grow(exact=True) needs data with 1 or 2 features and bias=True")
+    cells = exact_cells(X) if exact else None
+    history = []
+    stopped = "max_rounds"
+    lam_value = float(lam)
+
+    for round_index in range(spec.max_rounds + 1):
+        padded, x0 = _pad(gates, weights, relu)
+        solution = solve(setup._replace(gates=jnp.asarray(padded, X.dtype)),
+                         None if x0 is None else jnp.asarray(x0, X.dtype))
+        P = gates.shape[1]
+        weights = _fold(np.asarray(solution.weights), P, relu)
+        masks = gate_masks(X, jnp.asarray(padded, X.dtype))
+        if relu:
+            program = ReLUProgram(X, masks, y, lam, loss, slope)
+            predictions = program.network_predict(solution.weights)
+        else:
+            predictions = GatedReLUProgram(X, masks, y, lam, loss).matvec(solution.weights)
+        rho = -loss.grad(predictions, y)
+
+        # The oracle: the heuristic search proposes patterns; where the exact oracle
+        # exists, its maximiser joins them and its value is the certificate.
+        found = search_violations(X, rho, slope, gates=jnp.asarray(padded, X.dtype),
+                                  key=jax.random.fold_in(search_key, round_index),
+                                  oracle=spec.oracle)
+        scores = np.abs(np.asarray(found.values)) if relu else np.asarray(found.gated_values)
+        candidates = np.asarray(found.units)
+        if exact:
+            if relu:
+                value, unit = exact_violation(X, rho, slope, cells)
+                dual_value = jnp.abs(value)
+            else:
+                dual_value, unit = exact_gated_violation(X, rho, cells)
+            candidates = np.concatenate([np.asarray(unit)[:, None], candidates], axis=1)
+            scores = np.concatenate([np.asarray(dual_value)[None], scores])
+        else:
+            dual_value = jnp.asarray(scores.max(), X.dtype)
+        violation = max(float(dual_value) / lam_value - 1.0, 0.0) if lam_value > 0 else np.inf
+        seconds = time.perf_counter() - start
+        history.append((float(solution.objective), violation, P, seconds))
+
+        if violation <= spec.tol:
+            stopped = "no violation"
+            break
+        if round_index == spec.max_rounds:
+            break
+        if spec.max_seconds is not None and seconds >= spec.max_seconds:
+            stopped = "max_seconds"
+            break
+
+        # New patterns: the most violating distinct ones not in the program yet.
+        present = set(_pattern_keys(X, gates))
+        order = np.argsort(-scores)
+        keys = _pattern_keys(X, candidates[:, order])
+        new = []
+        for index, pattern in zip(order, keys):
+            if scores[index] <= (1.0 + spec.tol) * lam_value or len(new) == spec.patterns_per_round:
+                break
+            if pattern not in present and np.any(np.frombuffer(pattern, np.uint8)):
+                present.add(pattern)
+                new.append(index)
+        if not new:
+            stopped = "no new pattern"
+            break
+
+        # Drop patterns whose weights were zero after this solve and the one before.
+        norms = np.linalg.norm(weights, axis=0)
+        zero = norms[:P] == 0 if not relu else (norms[:P] == 0) & (norms[P:] == 0)
+        zero_streak = np.where(zero, zero_streak + 1, 0)
+        keep = zero_streak < 2
+        if not keep.any():
+            keep[0] = True
+        gates = np.concatenate([gates[:, keep], candidates[:, new]], axis=1)
+        zeros = np.zeros((weights.shape[0], len(new)), weights.dtype)
+        if relu:
+            weights = np.concatenate([weights[:, :P][:, keep], zeros, weights[:, P:][:, keep], zeros],
+                                     axis=1)
+        else:
+            weights = np.concatenate([weights[:, keep], zeros], axis=1)
+        zero_streak = np.concatenate([zero_streak[keep], np.zeros(len(new), int)])
+
+    if exact:
+        scale = min(1.0, lam_value / max(float(dual_value), np.finfo(np.float64).tiny))
+        lower_bound = loss.dual(scale * rho, y)
+    else:
+        lower_bound = jnp.asarray(jnp.nan, X.dtype)
+    objective, violations, num_patterns, times = (np.asarray(column) for column in zip(*history))
+    info = GrowthInfo(
+        num_rounds=len(history) - 1,
+        dual_value=jnp.asarray(dual_value, X.dtype),
+        violation=jnp.asarray(violation, X.dtype),
+        exact=exact,
+        lower_bound=lower_bound,
+        stopped=stopped,
+        history_objective=objective,
+        history_violation=violations,
+        history_num_patterns=num_patterns.astype(int),
+        history_seconds=times,
+    )
+    if stopped not in ("no violation",):
+        warnings.warn(f"pattern growth stopped ({stopped}) with relative dual violation "
+                      f"{violation:.3g} > tol {spec.tol:.3g}", GrowthWarning, stacklevel=3)
+    return eqx.tree_at(lambda s: s.growth, solution, info, is_leaf=lambda x: x is None)
+
+
+class GrowthWarning(UserWarning):
+    """Pattern growth stopped before the oracle's violation met its tolerance."""
