@@ -3,7 +3,7 @@
 import importlib.metadata
 
 from ._decomposition import cone_decomposition as cone_decomposition
-from ._fit import ConvergenceWarning as ConvergenceWarning, fit as fit, relu_network as relu_network
+from ._fit import ConvergenceWarning as ConvergenceWarning, fit as fit
 from ._losses import (
     LogisticLoss as LogisticLoss,
     Loss as Loss,
@@ -14,6 +14,7 @@ from ._networks import (
     GatedReLUNetwork as GatedReLUNetwork,
     ReLUNetwork as ReLUNetwork,
     nonconvex_objective as nonconvex_objective,
+    relu_network as relu_network,
 )
 from ._patterns import (
     add_bias_column as add_bias_column,
@@ -24,6 +25,7 @@ from ._patterns import (
     unique_patterns as unique_patterns,
 )
 from ._programs.gated_relu import GatedReLUProgram as GatedReLUProgram
+from ._programs.lasso import LassoProgram as LassoProgram
 from ._programs.relu import ReLUProgram as ReLUProgram
 from ._prox import (
     prox_group_l2 as prox_group_l2,
@@ -45,7 +47,6 @@ from ._deep_networks import (
 )
 from ._programs.lasso_1d import (
     Features1D as Features1D,
-    LassoProgram as LassoProgram,
     Solution1D as Solution1D,
     dictionary_1d as dictionary_1d,
     fit_1d as fit_1d,

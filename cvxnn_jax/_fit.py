@@ -12,7 +12,7 @@ import numpy as np
 
 from ._growth import Grow, grow
 from ._losses import LogisticLoss, Loss, get_loss
-from ._networks import GatedReLUNetwork, ReLUNetwork, split_group
+from ._networks import GatedReLUNetwork, relu_network, split_group
 from ._patterns import add_bias_column, enumerate_gates_1d, enumerate_gates_2d, gate_masks, sample_gates
 from ._programs.gated_relu import GatedReLUProgram
 from ._programs.relu import ReLUProgram
@@ -78,14 +78,6 @@ def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FIST
         result=state.result,
         lam=lam,
     )
-
-
-def relu_network(W, slope: float, bias: bool) -> ReLUNetwork:
-    """The ReLU network of convex weights ``W = [V | U]`` (``(d, 2P)``, DESIGN.md section 2)."""
-    W1, root = split_group(W)
-    P = W.shape[1] // 2
-    signs = jnp.concatenate([jnp.ones(P, W.dtype), -jnp.ones(P, W.dtype)])
-    return ReLUNetwork(W1=W1, w2=root * signs, slope=slope, bias=bias)
 
 
 @eqx.filter_jit

@@ -114,55 +114,95 @@ def _bucket(P: int) -> int:
     return max(16, 1 << (P - 1).bit_length())
 
 
-def _pad(gates: np.ndarray, weights: np.ndarray | None, relu: bool):
-    """Gates padded to a bucket size by repeating gate 0, and weights with zeros."""
-    P = gates.shape[1]
-    size = _bucket(P)
-    padded = np.concatenate([gates, np.repeat(gates[:, :1], size - P, axis=1)], axis=1)
-    if weights is None:
-        return padded, None
-    if relu:
-        V, U = weights[:, :P], weights[:, P:]
-        zeros = np.zeros((weights.shape[0], size - P), weights.dtype)
-        x0 = np.concatenate([V, zeros, U, zeros], axis=1)
-    else:
-        x0 = np.concatenate([weights, np.zeros((weights.shape[0], size - P), weights.dtype)],
-                            axis=1)
-    return padded, x0
-
-
-def _fold(weights: np.ndarray, P: int, relu: bool) -> np.ndarray:
-    """Weights of the padded solve on the real ``P`` patterns: repeats folded into gate 0."""
-    def fold(block):
-        out = block[:, :P].copy()
-        out[:, 0] += block[:, P:].sum(axis=1)
-        return out
-
-    if not relu:
-        return fold(weights)
-    size = weights.shape[1] // 2
-    return np.concatenate([fold(weights[:, :size]), fold(weights[:, size:])], axis=1)
-
-
-def _pattern_keys(X, gates) -> list[bytes]:
-    masks = np.asarray(gate_masks(X, gates)).astype(bool)
+def _pattern_keys(X, units) -> list[bytes]:
+    masks = np.asarray(gate_masks(X, units)).astype(bool)
     return [bytes(b) for b in np.packbits(masks, axis=0).T]
+
+
+class _Patterns:
+    """Columns that are activation patterns of the gated or cone-constrained program.
+
+    The number of patterns is padded to a bucket size by repeating gate 0; the
+    repeats' weights are folded back into gate 0 after each solve.
+    """
+
+    def __init__(self, setup, solve):
+        self.setup, self.solve_fn = setup, solve
+        self.relu = setup.model == "relu"
+        self.units = np.asarray(setup.gates)  # (d, P) gates
+        self.weights = None  # (d, P) or (d, 2P) on the real patterns
+
+    def _padded(self):
+        P = self.units.shape[1]
+        extra = _bucket(P) - P
+        gates = np.concatenate([self.units, np.repeat(self.units[:, :1], extra, axis=1)], axis=1)
+        if self.weights is None:
+            return gates, None
+        zeros = np.zeros((self.weights.shape[0], extra), self.weights.dtype)
+        if self.relu:
+            x0 = np.concatenate([self.weights[:, :P], zeros, self.weights[:, P:], zeros], axis=1)
+        else:
+            x0 = np.concatenate([self.weights, zeros], axis=1)
+        return gates, x0
+
+    def solve(self):
+        setup = self.setup
+        X = setup.X
+        gates, x0 = self._padded()
+        gates = jnp.asarray(gates, X.dtype)
+        solution = self.solve_fn(setup._replace(gates=gates),
+                                 None if x0 is None else jnp.asarray(x0, X.dtype))
+        P, size = self.units.shape[1], gates.shape[1]
+
+        def fold(block):
+            out = block[:, :P].copy()
+            out[:, 0] += block[:, P:].sum(axis=1)
+            return out
+
+        W = np.asarray(solution.weights)
+        self.weights = (np.concatenate([fold(W[:, :size]), fold(W[:, size:])], axis=1)
+                        if self.relu else fold(W))
+        masks = gate_masks(X, gates)
+        if self.relu:
+            program = ReLUProgram(X, masks, setup.y, setup.lam, setup.loss, setup.slope)
+            predictions = program.network_predict(solution.weights)
+        else:
+            predictions = GatedReLUProgram(X, masks, setup.y, setup.lam, setup.loss).matvec(
+                solution.weights)
+        return solution, predictions
+
+    def search_starts(self):
+        return {"gates": jnp.asarray(self._padded()[0], self.setup.X.dtype)}
+
+    def zero(self):
+        P = self.units.shape[1]
+        norms = np.linalg.norm(self.weights, axis=0)
+        return (norms[:P] == 0) & (norms[P:] == 0) if self.relu else norms == 0
+
+    def update(self, keep, new_units):
+        P = self.units.shape[1]
+        zeros = np.zeros((self.weights.shape[0], new_units.shape[1]), self.weights.dtype)
+        if self.relu:
+            self.weights = np.concatenate([self.weights[:, :P][:, keep], zeros,
+                                           self.weights[:, P:][:, keep], zeros], axis=1)
+        else:
+            self.weights = np.concatenate([self.weights[:, keep], zeros], axis=1)
+        self.units = np.concatenate([self.units[:, keep], new_units], axis=1)
 
 
 def grow(setup, key, spec: Grow, solve) -> Solution:
     """Column generation on ``setup`` (a ``_fit._Setup``), from its gates.
 
-    ``solve(setup, x0)`` runs one jit-compiled solve. Returns the last solve's
-    :class:`Solution` with :class:`GrowthInfo` in ``solution.growth``.
+    ``solve(setup, x0)`` runs one jit-compiled solve of the pattern program. Returns the
+    last solve's :class:`Solution` with :class:`GrowthInfo` in ``solution.growth``.
     """
     start = time.perf_counter()
     X, y, lam, loss = setup.X, setup.y, setup.lam, setup.loss
     relu = setup.model == "relu"
     slope = setup.slope
     search_key = jax.random.fold_in(key, 1)
-    gates = np.asarray(setup.gates)
-    weights = None
-    zero_streak = np.zeros(gates.shape[1], int)
+    columns = _Patterns(setup, solve)
+    zero_streak = np.zeros(columns.units.shape[1], int)
     exact = has_exact_oracle(X, setup.bias) if spec.exact is None else bool(spec.exact)
     if exact and not has_exact_oracle(X, setup.bias):
         raise ValueError("Grow(exact=True) needs data with 1 or 2 features and bias=True")
@@ -172,24 +212,14 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
     lam_value = float(lam)
 
     for round_index in range(spec.max_rounds + 1):
-        padded, x0 = _pad(gates, weights, relu)
-        solution = solve(setup._replace(gates=jnp.asarray(padded, X.dtype)),
-                         None if x0 is None else jnp.asarray(x0, X.dtype))
-        P = gates.shape[1]
-        weights = _fold(np.asarray(solution.weights), P, relu)
-        masks = gate_masks(X, jnp.asarray(padded, X.dtype))
-        if relu:
-            program = ReLUProgram(X, masks, y, lam, loss, slope)
-            predictions = program.network_predict(solution.weights)
-        else:
-            predictions = GatedReLUProgram(X, masks, y, lam, loss).matvec(solution.weights)
+        solution, predictions = columns.solve()
+        P = columns.units.shape[1]
         rho = -loss.grad(predictions, y)
 
         # The oracle: the heuristic search proposes patterns; where the exact oracle
         # exists, its maximiser joins them and its value is the certificate.
-        found = search_violations(X, rho, slope, gates=jnp.asarray(padded, X.dtype),
-                                  key=jax.random.fold_in(search_key, round_index),
-                                  oracle=spec.oracle)
+        found = search_violations(X, rho, slope, key=jax.random.fold_in(search_key, round_index),
+                                  oracle=spec.oracle, **columns.search_starts())
         scores = np.abs(np.asarray(found.values)) if relu else np.asarray(found.gated_values)
         candidates = np.asarray(found.units)
         if exact:
@@ -215,8 +245,8 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
             stopped = "max_seconds"
             break
 
-        # New patterns: the most violating distinct ones not in the program yet.
-        present = set(_pattern_keys(X, gates))
+        # New columns: the most violating distinct patterns not in the program yet.
+        present = set(_pattern_keys(X, columns.units))
         order = np.argsort(-scores)
         keys = _pattern_keys(X, candidates[:, order])
         new = []
@@ -230,20 +260,12 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
             stopped = "no new pattern"
             break
 
-        # Drop patterns whose weights were zero after this solve and the one before.
-        norms = np.linalg.norm(weights, axis=0)
-        zero = norms[:P] == 0 if not relu else (norms[:P] == 0) & (norms[P:] == 0)
-        zero_streak = np.where(zero, zero_streak + 1, 0)
+        # Drop columns whose weights were zero after this solve and the one before.
+        zero_streak = np.where(columns.zero(), zero_streak + 1, 0)
         keep = zero_streak < 2
         if not keep.any():
             keep[0] = True
-        gates = np.concatenate([gates[:, keep], candidates[:, new]], axis=1)
-        zeros = np.zeros((weights.shape[0], len(new)), weights.dtype)
-        if relu:
-            weights = np.concatenate([weights[:, :P][:, keep], zeros, weights[:, P:][:, keep], zeros],
-                                     axis=1)
-        else:
-            weights = np.concatenate([weights[:, keep], zeros], axis=1)
+        columns.update(keep, candidates[:, new])
         zero_streak = np.concatenate([zero_streak[keep], np.zeros(len(new), int)])
 
     if exact:

@@ -44,9 +44,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._fit import _prepare, _solve, _Setup, check_lam, relu_network
+from ._fit import _prepare, _solve, _Setup, check_lam
 from ._losses import Loss
-from ._networks import GatedReLUNetwork, split_group
+from ._networks import GatedReLUNetwork, relu_network, split_group
 from ._patterns import gate_masks
 from ._programs.gated_relu import GatedReLUProgram
 from ._programs.relu import ReLUProgram

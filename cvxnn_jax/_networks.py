@@ -107,6 +107,14 @@ def split_group(w: Array) -> tuple[Array, Array]:
     return w / jnp.where(root > 0, root, 1.0), root
 
 
+def relu_network(W, slope: float, bias: bool) -> ReLUNetwork:
+    """The ReLU network of convex weights ``W = [V | U]`` (``(d, 2P)``, DESIGN.md section 2)."""
+    W1, root = split_group(W)
+    P = W.shape[1] // 2
+    signs = jnp.concatenate([jnp.ones(P, W.dtype), -jnp.ones(P, W.dtype)])
+    return ReLUNetwork(W1=W1, w2=root * signs, slope=slope, bias=bias)
+
+
 def nonconvex_objective(network, X, y, lam, loss: str | Loss = "squared") -> Array:
     """The non-convex training objective of a two-layer network.
 

@@ -48,7 +48,6 @@ from jax import Array
 from .._deep_networks import DeepNarrowNetwork, ThresholdNetwork
 from .._fit import report_convergence
 from .._losses import Loss, SquaredLoss
-from .._prox import prox_l1
 from .._solvers._results import RESULTS
 from .._solvers.fista import FISTA, fista_solve
 from .._validation import (
@@ -58,48 +57,10 @@ from .._validation import (
     check_targets,
     is_concrete,
 )
-from ._base import CompositeProgram
-from .gated_relu import group_lasso_certificate
+from .lasso import LassoProgram
 
 ACTIVATIONS = ("relu", "leaky_relu", "absolute", "threshold", "sign")
 STEP_ACTIVATIONS = ("threshold", "sign")
-
-
-class LassoProgram(CompositeProgram):
-    """``min_z loss(A z, y) + lam ||z||_1`` over an explicit dictionary.
-
-    ``z`` is stored as a ``(1, p)`` row so that the column-group certificate of the
-    gated-ReLU program applies unchanged (a group of one coefficient is an L1 term).
-
-    **Fields:**
-    - A: ``(n, p)`` dictionary.
-    - y: ``(n,)`` targets.
-    - lam: scalar regularisation strength (a JAX array).
-    - loss: the :class:`~cvxnn_jax.Loss`.
-    """
-
-    A: Array
-    y: Array
-    lam: Array
-    loss: Loss
-
-    def matvec(self, Z):
-        return self.A @ Z[0]
-
-    def rmatvec(self, r):
-        return (self.A.T @ r)[None, :]
-
-    def regulariser(self, Z):
-        return self.lam * jnp.sum(jnp.abs(Z))
-
-    def prox(self, Z, step):
-        return prox_l1(Z, self.lam, step)
-
-    def certificate(self, Z, z, rho, At_rho):
-        return group_lasso_certificate(self, Z, z, rho, At_rho)
-
-    def init_x(self):
-        return jnp.zeros((1, self.A.shape[1]), self.A.dtype)
 
 
 def _activation(name: str, negative_slope: float):
