@@ -96,7 +96,14 @@ def _xlogx(p):
 
 
 class LogisticLoss(Loss):
-    """``L(z) = 1/n sum_k log(1 + exp(-y_k z_k))`` for labels ``y_k`` in {-1, +1}."""
+    """``L(z) = 1/n sum_k log(1 + exp(-y_k z_k))`` for labels ``y_k`` in {-1, +1}.
+
+    ``fit`` checks the labels before tracing; under a caller's ``jit`` it cannot, so
+    the conjugate is written for any non-zero ``y_k`` (the loss of the margin
+    ``y_k z_k``): the certificate stays a true bound instead of assuming ``y_k^2 = 1``.
+    A zero label puts every dual point outside the domain (gap ``inf``: never
+    "converged"). ``smoothness`` still assumes ``|y_k| <= 1``.
+    """
 
     def value(self, z, y):
         return jnp.mean(jnp.logaddexp(0.0, -y * z))
@@ -124,7 +131,7 @@ class LogisticLoss(Loss):
 
     def dual(self, rho, y):
         n = rho.shape[0]
-        p = n * rho * y  # at rho = -grad L(z), p = sigmoid(-y z) lies in [0, 1]
+        p = n * rho / y  # at rho = -grad L(z), p = sigmoid(-y z) lies in [0, 1]
         inside = jnp.all((p >= 0.0) & (p <= 1.0))
         p = jnp.clip(p, 0.0, 1.0)
         value = -jnp.sum(_xlogx(p) + _xlogx(1.0 - p)) / n
@@ -133,7 +140,7 @@ class LogisticLoss(Loss):
     def fenchel_young(self, z, rho, y):
         n = z.shape[0]
         t = y * z
-        p = n * rho * y
+        p = n * rho / y
         inside = jnp.all((p >= 0.0) & (p <= 1.0))
         p = jnp.clip(p, 0.0, 1.0)
         # Per sample: l(t) + l*(-p) - p t >= 0, with l(t) = log(1 + e^-t).

@@ -75,3 +75,31 @@ def test_logistic_dual_is_minus_infinity_outside_domain():
     y = jnp.array([1.0, -1.0])
     assert loss.dual(jnp.array([1.0, 0.0]), y) == -jnp.inf  # p = n rho y = 2 > 1
     assert loss.fenchel_young(jnp.zeros(2), jnp.array([-0.1, 0.0]), y) == jnp.inf
+
+
+def test_logistic_certificate_holds_for_labels_off_plus_minus_one_under_jit():
+    """Under the caller's jit fit cannot check the labels; the logistic conjugate is
+    written for any non-zero label, so the gap still bounds the true excess (it assumed
+    y^2 = 1 before, and reported a zero gap, "converged", for labels +-2)."""
+    from reference import cvxpy_gated_relu
+
+    rng = np.random.default_rng(4)
+    n, d = 40, 4
+    X = jnp.asarray(rng.standard_normal((n, d)))
+    y = jnp.asarray(rng.choice([-1.0, 1.0], n) * rng.uniform(0.5, 2.0, n))
+    loss = cn.LogisticLoss()
+    z = jnp.asarray(rng.standard_normal(n))
+    rho = -loss.grad(z, y)
+    assert abs(float(loss.fenchel_young(z, rho, y))) < 1e-14
+    np.testing.assert_allclose(loss.value(z, y) - loss.dual(rho, y) + jnp.dot(rho, z), 0.0,
+                               atol=1e-14)
+
+    gates = cn.sample_gates(jax.random.PRNGKey(0), X, 10)
+    lam = 1e-2
+    solve = jax.jit(lambda y: cn.fit(X, y, lam, gates=gates, loss="logistic", tol=1e-8,
+                                     max_steps=50_000))
+    sol = solve(y)
+    optimum, _ = cvxpy_gated_relu(X, y, cn.gate_masks(X, gates), lam, loss="logistic")
+    assert bool(sol.converged)
+    np.testing.assert_allclose(float(sol.objective), optimum, rtol=1e-6)
+    assert float(sol.gap) >= float(sol.objective) - optimum - 1e-9
