@@ -124,7 +124,8 @@ def certify(network: ReLUNetwork, X, y, lam, loss: str | Loss = "squared", *, ke
 
     **Returns:** a :class:`Certificate`. With 1 or 2 features and ``network.bias`` the
     oracle is exact and ``lower_bound`` bounds the optimum over networks of every width;
-    otherwise the violation is relative to the units the search tried.
+    otherwise the violation is relative to the units the search tried. Runs outside
+    ``jit`` (the exact oracle enumerates the data's cells); its searches are jitted.
     """
     if not isinstance(network, ReLUNetwork):
         raise TypeError(f"network must be a cvxnn_jax.ReLUNetwork, got {type(network).__name__}")
