@@ -171,9 +171,6 @@ class _Patterns:
                 solution.weights)
         return solution, predictions
 
-    def search_starts(self):
-        return {"gates": jnp.asarray(self._padded()[0], self.setup.X.dtype)}
-
     def zero(self):
         P = self.units.shape[1]
         norms = np.linalg.norm(self.weights, axis=0)
@@ -218,8 +215,10 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
 
         # The oracle: the heuristic search proposes patterns; where the exact oracle
         # exists, its maximiser joins them and its value is the certificate.
-        found = search_violations(X, rho, slope, key=jax.random.fold_in(search_key, round_index),
-                                  oracle=spec.oracle, **columns.search_starts())
+        # The padded gates as starts: the search then compiles once per bucket size.
+        found = search_violations(X, rho, slope, gates=jnp.asarray(columns._padded()[0], X.dtype),
+                                  key=jax.random.fold_in(search_key, round_index),
+                                  oracle=spec.oracle)
         scores = np.abs(np.asarray(found.values)) if relu else np.asarray(found.gated_values)
         candidates = np.asarray(found.units)
         if exact:
