@@ -89,15 +89,10 @@ against wall time in the PNG. Prints the total runtime.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
-import os
-import platform
 import re
 import statistics
-import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -111,6 +106,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import cvxnn_jax as cn  # noqa: E402
+from _environment import environment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -440,24 +436,6 @@ def finite_or_none(obj):
     return obj
 
 
-def environment():
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except Exception:
-        commit = None
-    load_avg = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return dict(
-        jax=jax.__version__, optax=optax.__version__, numpy=np.__version__,
-        cvxnn_jax=cn.__version__, python=platform.python_version(),
-        device=str(jax.devices()[0]), backend=jax.default_backend(), cpu_count=os.cpu_count(),
-        affinity_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        load_average_at_start=load_avg, machine=platform.machine(), git_commit=commit,
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join([Path(sys.executable).name] + sys.argv),
-    )
-
-
 # ----------------------------------------------------------------------------- report
 
 
@@ -774,7 +752,7 @@ def main():
     args.models = tuple(args.models.split(","))
 
     results = dict(
-        mode="quick" if args.quick else "full", environment=environment(),
+        mode="quick" if args.quick else "full", environment=environment(optax=optax.__version__),
         settings=dict(lam=LAM, tol=TOL, budget_factor=BUDGET_FACTOR, budget_floor=args.budget_floor,
                       budget_cap=args.budget_cap, gates=args.gates, relu_gates=args.relu_gates,
                       runs=args.runs, relu_runs=args.relu_runs, relu_max_steps=args.relu_max_steps,

@@ -26,12 +26,8 @@ squared loss, the same sampled gates for every solver):
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -46,6 +42,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cvxnn_jax as cn  # noqa: E402
+from _environment import environment, package_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -376,31 +373,6 @@ def precision_runs(n, d, num_gates, max_steps, runs):
 
 
 # ------------------------------------------------------------------------------ main
-def environment():
-    def version(mod):
-        try:
-            return __import__(mod).__version__
-        except Exception:  # pragma: no cover - informational only
-            return None
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except Exception:
-        commit = None
-    return dict(
-        jax=jax.__version__, jaxlib=version("jaxlib"), numpy=np.__version__, cvxpy=cp.__version__,
-        clarabel=version("clarabel"), cvxnn_jax=cn.__version__, python=platform.python_version(),
-        device=str(jax.devices()[0]), device_kind=jax.devices()[0].device_kind,
-        backend=jax.default_backend(), cpu_count=os.cpu_count(),
-        affinity_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        machine=platform.machine(), processor=platform.processor(), git_commit=commit,
-        x64_enabled=bool(jax.config.jax_enable_x64),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join([Path(sys.executable).name] + sys.argv),
-    )
-
-
 def pass_miss(ok):
     return "PASS" if ok else "MISS"
 
@@ -486,7 +458,7 @@ def main(argv=None):
         "gated_vs_cvxpy_quick.json" if args.quick else "gated_vs_cvxpy.json")
 
     t_start = time.perf_counter()
-    env = environment()
+    env = environment(cvxpy=cp.__version__, clarabel=package_version("clarabel"))
     log(f"jax {env['jax']} on {env['device']} ({env['affinity_cpus']} CPUs), mode {mode}, lam={LAM}")
 
     compare = [compare_with_cvxpy(n, d, P, config["fit_runs"], config["cvxpy_runs"])

@@ -30,9 +30,7 @@ one panel per data set). ``--quick`` writes ``*_quick.*`` instead.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import time
 import warnings
 from pathlib import Path
@@ -48,6 +46,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import cvxnn_jax as cn  # noqa: E402
+from _environment import environment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAM = 1e-3
@@ -237,10 +236,8 @@ def main():
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"grow_vs_adam{suffix}.json").write_text(json.dumps(dict(
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        machine=platform.platform(), processor=platform.processor(),
-        devices=[str(device) for device in jax.devices()], jax=jax.__version__,
-        total_seconds=total, results=results), indent=1))
+        environment=environment(optax=optax.__version__), total_seconds=total,
+        results=results), indent=1))
     (out / f"grow_vs_adam{suffix}.md").write_text(
         "Training objective (lower is better) of a two-layer ReLU network with weight decay, "
         "float64, lam = 1e-3; `python benchmarks/grow_vs_adam.py`.\n\n" + text + "\n")

@@ -25,22 +25,18 @@ every timing to ``benchmarks/results/path.json`` (``path_quick.json`` with --qui
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import cvxnn_jax as cn
+from _environment import environment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -132,24 +128,6 @@ def run(n, d, num_gates, repeats):
         vmapped_lane_steps=NUM_LAMS * int(max(out["vmapped path"]["num_steps"])),
         loop_steps=int(loop_steps.sum()),
         slowest_single_solve_steps=int(loop_steps.max()),
-    )
-
-
-def environment():
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except Exception:
-        commit = None
-    return dict(
-        jax=jax.__version__, numpy=np.__version__, cvxnn_jax=cn.__version__,
-        python=platform.python_version(), device=str(jax.devices()[0]),
-        device_kind=jax.devices()[0].device_kind, backend=jax.default_backend(),
-        cpu_count=os.cpu_count(),
-        affinity_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        machine=platform.machine(), git_commit=commit,
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join([Path(sys.executable).name] + sys.argv),
     )
 
 

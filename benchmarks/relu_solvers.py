@@ -32,7 +32,6 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np  # noqa: E402
 
 import cvxnn_jax as cn  # noqa: E402
 
