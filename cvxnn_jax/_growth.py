@@ -285,7 +285,7 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
         history_num_patterns=num_patterns.astype(int),
         history_seconds=times,
     )
-    if stopped not in ("no violation",):
+    if stopped != "no violation":
         warnings.warn(f"pattern growth stopped ({stopped}) with relative dual violation "
                       f"{violation:.3g} > tol {spec.tol:.3g}", GrowthWarning, stacklevel=3)
     return eqx.tree_at(lambda s: s.growth, solution, info, is_leaf=lambda x: x is None)
