@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from ._losses import LogisticLoss, Loss, SquaredLoss, get_loss
-from ._networks import ReLUNetwork, nonconvex_objective
+from ._networks import ReLUNetwork
 from ._oracle import Oracle, exact_violation, has_exact_oracle, search_violations
 from ._patterns import add_bias_column
 from ._programs.relu import activation
@@ -141,8 +141,8 @@ def certify(network: ReLUNetwork, X, y, lam, loss: str | Loss = "squared", *, ke
     w2 = jnp.asarray(network.w2, X.dtype)
     slope = network.slope
     predictions = activation(X_model @ W1, slope) @ w2
-    objective = nonconvex_objective(network, X, y, lam, loss_fn)
     data_loss = loss_fn.value(predictions, y)
+    objective = data_loss + lam * network.weight_decay()  # nonconvex_objective, reusing predictions
     convex_objective = data_loss + lam * reverse_map_regulariser(X_model, W1, w2)
     rho = -loss_fn.grad(predictions, y)
 
