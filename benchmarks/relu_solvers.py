@@ -1,4 +1,4 @@
-"""Benchmark: the ReLU program's AL and ADMM solvers against CVXPY/Clarabel.
+"""Benchmark: the ReLU program's AL, ADMM and projected-FISTA solvers against CVXPY/Clarabel.
 
     python benchmarks/relu_solvers.py            # full run (long on 2 cores; see --help)
     python benchmarks/relu_solvers.py --quick    # tiny sizes, a smoke check
@@ -6,8 +6,8 @@
 For n in {500, 2000, 10000}, d = 20, P = 200 sampled gates (planted two-layer ReLU
 teacher, squared loss, lam = 1e-3, float64), it measures the wall time of
 ``fit(..., model="relu", solver=s, tol=1e-6, feasibility_tol=1e-6)`` for s in
-{"al", "admm"} (median of ``--runs`` runs after a compile run, each capped by
-``--max-steps`` / ``--max-steps-admm``), and the wall time of ``tests/reference.cvxpy_relu`` (CVXPY
+{"al", "admm", "fista"} (``--solvers``; median of ``--runs`` runs after a compile run,
+each capped by ``--max-steps`` / ``--max-steps-admm``), and the wall time of ``tests/reference.cvxpy_relu`` (CVXPY
 construction + Clarabel at 1e-9) on the same masks for n up to ``--cvxpy-max-n``. It
 prints a table (time, converged, relative gap, violation, steps, speed-up over CVXPY,
 the faster JAX solver per n) and writes every raw figure to
@@ -65,23 +65,29 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke check)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per JAX solver")
     parser.add_argument("--max-steps", type=int, default=20_000,
-                        help="step cap per AL solve (inner FISTA steps)")
+                        help="step cap per AL or FISTA solve (FISTA steps)")
     parser.add_argument("--max-steps-admm", type=int, default=5_000,
                         help="step cap per ADMM solve (iterations; each costs a factored solve)")
     parser.add_argument("--cvxpy-max-n", type=int, default=2000,
                         help="largest n given to CVXPY/Clarabel (it is run once per size)")
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated n values")
+    parser.add_argument("--solvers", type=str, default="al,admm,fista",
+                        help="comma-separated subset of al, admm, fista")
     args = parser.parse_args()
     config = CONFIGS["quick" if args.quick else "full"]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else config["sizes"]
+    solvers = [s for s in args.solvers.split(",") if s]
+    unknown = set(solvers) - {"al", "admm", "fista"}
+    if unknown:
+        parser.error(f"unknown solvers {sorted(unknown)}")
 
     records = []
     for n in sizes:
         X, y = planted_relu_problem(0, n=n, d=config["d"])
         gates = cn.sample_gates(jax.random.PRNGKey(0), X, config["gates"])
         record = dict(n=n, d=config["d"], P=int(gates.shape[1]))
-        for solver in ("al", "admm"):
-            max_steps = args.max_steps if solver == "al" else args.max_steps_admm
+        for solver in solvers:
+            max_steps = args.max_steps_admm if solver == "admm" else args.max_steps
             compile_time, _ = solve_once(X, y, gates, solver, max_steps)
             times, sol = [], None
             for _ in range(args.runs):
@@ -104,11 +110,12 @@ def main():
             print(f"n={n} cvxpy: {record['cvxpy']['time_s']:.2f} s", flush=True)
         records.append(record)
 
-    print("\n| n | AL s (conv, gap) | ADMM s (conv, gap) | CVXPY s | best JAX | speed-up vs CVXPY |")
-    print("|---|---|---|---|---|---|")
+    print("\n| n | " + " | ".join(f"{s} s (conv, gap)" for s in solvers)
+          + " | CVXPY s | best JAX | speed-up vs CVXPY |")
+    print("|---|" + "---|" * (len(solvers) + 3))
     for r in records:
         # Only a converged solve counts as reaching the target.
-        candidates = [(r[s]["median_s"], s) for s in ("al", "admm") if r[s]["converged"]]
+        candidates = [(r[s]["median_s"], s) for s in solvers if r[s]["converged"]]
         best = min(candidates) if candidates else None
         r["faster_converged_solver"] = best[1] if best else None
         speedup = None
@@ -116,11 +123,11 @@ def main():
             speedup = r["cvxpy"]["time_s"] / best[0]
         r["speedup_vs_cvxpy"] = speedup
         cells = [f"{r[s]['median_s']:.2f} ({'yes' if r[s]['converged'] else 'NO'}, "
-                 f"{r[s]['relative_gap']:.1e})" for s in ("al", "admm")]
+                 f"{r[s]['relative_gap']:.1e})" for s in solvers]
         cvx = f"{r['cvxpy']['time_s']:.1f}" if "cvxpy" in r else "-"
         verdict = "-" if speedup is None else (
             f"{speedup:.1f}x {'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'}")
-        print(f"| {r['n']} | {cells[0]} | {cells[1]} | {cvx} | {best[1] if best else 'none'} | "
+        print(f"| {r['n']} | {' | '.join(cells)} | {cvx} | {best[1] if best else 'none'} | "
               f"{verdict} |")
 
     out = REPO / "benchmarks" / "results" / (
@@ -131,7 +138,8 @@ def main():
         machine=dict(platform=platform.platform(), processor=platform.processor(),
                      jax=jax.__version__, devices=[str(d) for d in jax.devices()]),
         settings=dict(lam=LAM, tol=TOL, feasibility_tol=FEASIBILITY_TOL, runs=args.runs,
-                      max_steps=args.max_steps, max_steps_admm=args.max_steps_admm,
+                      solvers=solvers, max_steps=args.max_steps,
+                      max_steps_admm=args.max_steps_admm,
                       cvxpy_max_n=args.cvxpy_max_n,
                       target_speedup=TARGET_SPEEDUP),
         records=records,

@@ -15,7 +15,7 @@ from ._losses import LogisticLoss, Loss, get_loss
 from ._networks import GatedReLUNetwork, relu_network, split_group
 from ._patterns import add_bias_column, enumerate_gates_1d, enumerate_gates_2d, gate_masks, sample_gates
 from ._programs.gated_relu import GatedReLUProgram
-from ._programs.relu import ReLUProgram
+from ._programs.relu import ProjectedReLUProgram, ReLUProgram
 from ._solution import Solution
 from ._solvers._results import RESULTS
 from ._solvers.admm import ADMM, admm_solve
@@ -85,23 +85,38 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
                 bias: bool, slope: float, x0=None):
     program = ReLUProgram(X=X, masks=gate_masks(X, gates), y=y, lam=lam, loss=loss, slope=slope)
     x0 = program.init_x() if x0 is None else x0
-    if isinstance(solver, ADMM):
+    if isinstance(solver, FISTA):
+        state = fista_solve(ProjectedReLUProgram.build(program), x0, tol, max_steps, solver)
+        W = state.x
+        # Every iterate is projected onto the cones; only a projection that ran out of
+        # iterations leaves a violation, and then the solve has not converged.
+        violation = program.violation(W)
+        result = RESULTS.where((state.result == RESULTS.successful)
+                               & (violation > feasibility_tol), RESULTS.infeasible, state.result)
+        figures = (state.num_steps, program.network_objective(W), state.gap, state.best_dual,
+                   violation, result)
+    elif isinstance(solver, ADMM):
         state = admm_solve(program, x0, tol, feasibility_tol, max_steps, solver)
-        W, num_steps = state.W_split, state.num_steps
+        W = state.W_split
+        figures = (state.num_steps, state.objective, state.gap, state.best_dual,
+                   state.violation, state.result)
     else:
         state = al_solve(program, x0, tol, feasibility_tol, max_steps, solver)
-        W, num_steps = state.W, state.inner.num_steps + state.num_relaxation_steps
+        W = state.W
+        figures = (state.inner.num_steps + state.num_relaxation_steps, state.objective,
+                   state.gap, state.best_dual, state.violation, state.result)
+    num_steps, objective, gap, dual_objective, violation, result = figures
     return Solution(
         weights=W,
         gates=gates,
         network=relu_network(W, slope, bias),
-        objective=state.objective,
-        gap=state.gap,
-        dual_objective=state.best_dual,
+        objective=objective,
+        gap=gap,
+        dual_objective=dual_objective,
         num_steps=num_steps,
-        result=state.result,
+        result=result,
         lam=lam,
-        violation=state.violation,
+        violation=violation,
     )
 
 
@@ -184,9 +199,11 @@ def _prepare(X, y, lam, lam_check, *, gates, model, loss, solver, tol, max_steps
             solver = AugmentedLagrangian()
         elif solver == "admm":
             solver = ADMM()
-        elif not isinstance(solver, (AugmentedLagrangian, ADMM)):
-            raise ValueError("solver must be None, 'al', 'admm' or an AugmentedLagrangian/ADMM "
-                             f"instance for 'relu', got {solver!r}")
+        elif solver == "fista":
+            solver = FISTA()
+        elif not isinstance(solver, (AugmentedLagrangian, ADMM, FISTA)):
+            raise ValueError("solver must be None, 'al', 'admm', 'fista' or an "
+                             f"AugmentedLagrangian/ADMM/FISTA instance for 'relu', got {solver!r}")
         default_steps = 20_000 if isinstance(solver, ADMM) else 100_000
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")

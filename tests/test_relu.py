@@ -1,4 +1,4 @@
-"""The cone-constrained ReLU program: AL and ADMM against CVXPY, closed form, recovery,
+"""The cone-constrained ReLU program: AL, ADMM and projected FISTA against CVXPY, closed form, recovery,
 cone decomposition and exact patterns."""
 
 import jax
@@ -41,6 +41,12 @@ CASES = [
     ("diabetes-squared-al", _diabetes, "squared", 1e-2, "al", "relu"),
     ("random-leaky-al", lambda: _random(2), "squared", 1e-2, "al", "leaky_relu"),
     ("random-absolute-al", lambda: _random(3), "squared", 1e-2, "al", "absolute"),
+    # FISTA with the exact cone projection as its prox (ProjectedReLUProgram).
+    ("random-squared-fista", lambda: _random(0), "squared", 1e-2, "fista", "relu"),
+    ("random-logistic-fista", lambda: _random(1, loss="logistic"), "logistic", 1e-2, "fista",
+     "relu"),
+    ("diabetes-squared-fista", _diabetes, "squared", 1e-2, "fista", "relu"),
+    ("random-absolute-fista", lambda: _random(3), "squared", 1e-2, "fista", "absolute"),
 ]
 SLOPES = {"relu": 0.0, "leaky_relu": 0.01, "absolute": -1.0}
 
@@ -153,14 +159,14 @@ def _adam_objective(X, y, lam, width, seed, steps=3000, learning_rate=1e-2):
     return float(run(params))
 
 
-@pytest.mark.parametrize("dimension", [1, 2])
-def test_exact_patterns_reach_the_global_optimum(dimension):
+@pytest.mark.parametrize("dimension,solver", [(1, "admm"), (2, "admm"), (2, "fista")])
+def test_exact_patterns_reach_the_global_optimum(dimension, solver):
     rng = np.random.default_rng(dimension)
     n = 12
     X = rng.uniform(-1, 1, (n, dimension))
     y = np.sin(3 * X[:, 0]) + (X[:, 1] ** 2 if dimension == 2 else 0.0)
     lam = 1e-2
-    sol = cn.fit(X, y, lam, gates="exact", bias=True, model="relu", solver="admm", tol=1e-6,
+    sol = cn.fit(X, y, lam, gates="exact", bias=True, model="relu", solver=solver, tol=1e-6,
                  feasibility_tol=1e-8, max_steps=100_000)
     assert bool(sol.converged)
     objective = float(sol.objective)
@@ -201,6 +207,6 @@ def test_relu_validation_names_the_argument():
     with pytest.raises(ValueError, match="1 or 2 features"):
         cn.fit(X, y, gates="exact", bias=True, model="relu")
     with pytest.raises(ValueError, match="solver"):
-        cn.fit(X, y, model="relu", solver="fista")
+        cn.fit(X, y, model="relu", solver="newton")
     with pytest.raises(ValueError, match="leaky_slope"):
         cn.fit(X, y, model="relu", activation="leaky_relu", leaky_slope=2.0)

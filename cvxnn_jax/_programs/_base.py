@@ -11,7 +11,14 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
+import jax.numpy as jnp
 from jax import Array
+
+
+def dual_scale(max_norm: Array, lam: Array) -> Array:
+    """``min(1, lam / max_norm)``: the factor that makes a dual direction feasible when
+    its largest group norm is ``max_norm``."""
+    return jnp.where(max_norm > lam, lam / jnp.where(max_norm > 0, max_norm, 1.0), 1.0)
 
 
 class CompositeProgram(eqx.Module):
@@ -38,6 +45,16 @@ class CompositeProgram(eqx.Module):
     def prox(self, x, step: Array):
         """``argmin_u 1/2 ||u - x||^2 + step * regulariser(u)``."""
 
+    def init_prox_state(self, x):
+        """Warm-start data for :meth:`prox_with_state` (a pytree; ``()`` by default)."""
+        del x
+        return ()
+
+    def prox_with_state(self, x, step: Array, prox_state):
+        """``(prox(x, step), new prox_state)``: a prox that is itself iterative keeps
+        what it learnt (an active set) from one call to the next, for a warm start."""
+        return self.prox(x, step), prox_state
+
     @abc.abstractmethod
     def certificate(self, x, z: Array, rho: Array, At_rho) -> tuple[Array, Array]:
         """Duality gap and dual value from a dual direction ``rho`` (shape ``(n,)``).
@@ -46,6 +63,11 @@ class CompositeProgram(eqx.Module):
         them; the program scales ``rho`` to dual feasibility. Returns ``(gap, dual)``
         with ``gap >= objective(x) - optimum``.
         """
+
+    def certificate_with_state(self, x, z: Array, rho: Array, At_rho, prox_state):
+        """:meth:`certificate`, given the prox's warm-start data too."""
+        del prox_state
+        return self.certificate(x, z, rho, At_rho)
 
     @abc.abstractmethod
     def init_x(self):

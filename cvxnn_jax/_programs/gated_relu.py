@@ -14,7 +14,7 @@ from jax import Array
 
 from .._losses import Loss
 from .._prox import prox_group_l2, safe_norm
-from ._base import CompositeProgram
+from ._base import CompositeProgram, dual_scale
 
 _prox_columns = jax.vmap(prox_group_l2, in_axes=(1, None, None), out_axes=1)
 
@@ -30,7 +30,7 @@ def group_lasso_certificate(program, W: Array, z: Array, rho: Array, At_rho: Arr
     lam = program.lam
     col_norms = safe_norm(At_rho, axis=0)
     max_norm = jnp.max(col_norms)
-    scale = jnp.where(max_norm > lam, lam / jnp.where(max_norm > 0, max_norm, 1.0), 1.0)
+    scale = dual_scale(max_norm, lam)
     scaled = scale * rho
     group_terms = lam * safe_norm(W, axis=0) - scale * jnp.sum(At_rho * W, axis=0)
     gap = program.loss.fenchel_young(z, scaled, program.y) + jnp.sum(

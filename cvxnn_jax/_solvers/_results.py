@@ -9,4 +9,8 @@ class RESULTS(eqx.Enumeration):
         "the maximum number of steps was reached before the certificate fell below the "
         "tolerance; increase max_steps or loosen tol"
     )
+    infeasible = (
+        "the certificate is below the tolerance but the iterate violates the cone "
+        "constraints by more than feasibility_tol (a cone projection ran out of iterations)"
+    )
     nonfinite = "the iterates became non-finite (NaN or inf); check the data and lam"

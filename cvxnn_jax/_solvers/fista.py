@@ -44,6 +44,7 @@ class FISTAState(NamedTuple):
     min_step_size: Array
     max_step_size: Array
     num_steps: Array
+    prox_state: object  # the program's warm-start data for its prox (``()`` for most)
     rho_history: Array  # (K + 1, n) dual directions at the last checks, newest last
     At_rho_history: Array  # (K + 1, *x.shape) their images A^T rho
     num_checks: Array
@@ -111,6 +112,7 @@ class FISTA(eqx.Module):
             min_step_size=step * 2.0**-40,
             max_step_size=step * 2.0**20,
             num_steps=jnp.zeros((), jnp.int32),
+            prox_state=program.init_prox_state(x0),
             rho_history=jnp.zeros((history,) + z0.shape, dtype),
             At_rho_history=jnp.zeros((history,) + x0.shape, dtype),
             num_checks=jnp.zeros((), jnp.int32),
@@ -132,22 +134,23 @@ class FISTA(eqx.Module):
         slack = 1.0 + 8.0 * jnp.finfo(x.dtype).eps
 
         def trial(step_size):
-            x_new = program.prox(y - step_size * grad, step_size)
+            x_new, prox_state = program.prox_with_state(
+                y - step_size * grad, step_size, state.prox_state)
             d = x_new - y
             dz = program.matvec(d)
             curvature = program.smooth_bregman(zy + dz, zy)
             accepted = (curvature <= slack * jnp.sum(d * d) / (2.0 * step_size)) | (
                 step_size <= state.min_step_size
             )
-            return step_size, x_new, dz, accepted
+            return step_size, x_new, dz, prox_state, accepted
 
         def backtrack(carry):
             step_size = carry[0]
             return trial(jnp.maximum(self.step_shrink * step_size, state.min_step_size))
 
         first = jnp.minimum(self.step_growth * state.step_size, state.max_step_size)
-        step_size, x_new, dz, _ = jax.lax.while_loop(
-            lambda carry: ~carry[3], backtrack, trial(first)
+        step_size, x_new, dz, prox_state, _ = jax.lax.while_loop(
+            lambda carry: ~carry[-1], backtrack, trial(first)
         )
         # A zero step (x+ = y) says nothing about the curvature: keep the old step size.
         moved = jnp.any(x_new != y)
@@ -161,6 +164,7 @@ class FISTA(eqx.Module):
             momentum=jnp.where(restart, jnp.ones_like(momentum_next), momentum_next),
             step_size=step_size,
             num_steps=state.num_steps + 1,
+            prox_state=prox_state,
         )
 
     # ------------------------------------------------------------ certificate
@@ -187,14 +191,15 @@ class FISTA(eqx.Module):
         rho = -program.smooth_grad(z)
         At_rho = program.rmatvec(rho)
         objective = program.smooth_value(z) + program.regulariser(x)
-        gap, dual = program.certificate(x, z, rho, At_rho)
+        gap, dual = program.certificate_with_state(x, z, rho, At_rho, state.prox_state)
         best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(dual), dual, -jnp.inf))
         rho_history = jnp.concatenate([state.rho_history[1:], rho[None]])
         At_rho_history = jnp.concatenate([state.At_rho_history[1:], At_rho[None]])
         num_checks = state.num_checks + 1
         if self.extrapolation >= 2:
             rho_e, At_rho_e, usable = self._extrapolated(rho_history, At_rho_history)
-            gap_e, dual_e = program.certificate(x, z, rho_e, At_rho_e)
+            gap_e, dual_e = program.certificate_with_state(x, z, rho_e, At_rho_e,
+                                                           state.prox_state)
             usable = usable & (num_checks >= rho_history.shape[0]) & jnp.isfinite(gap_e)
             gap = jnp.where(usable, jnp.minimum(gap, gap_e), gap)
             best_dual = jnp.where(usable & jnp.isfinite(dual_e),
