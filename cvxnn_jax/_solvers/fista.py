@@ -144,13 +144,20 @@ class FISTA(eqx.Module):
             )
             return step_size, x_new, dz, prox_state, accepted
 
-        def backtrack(carry):
-            step_size = carry[0]
-            return trial(jnp.maximum(self.step_shrink * step_size, state.min_step_size))
-
         first = jnp.minimum(self.step_growth * state.step_size, state.max_step_size)
-        step_size, x_new, dz, prox_state, _ = jax.lax.while_loop(
-            lambda carry: ~carry[-1], backtrack, trial(first)
+
+        def backtrack(carry):
+            # The first trial is the loop's first iteration, so the prox (which may be
+            # an iterative projection) is traced once, not twice.
+            step_size, *_, tried = carry
+            step_size = jnp.where(tried, jnp.maximum(self.step_shrink * step_size,
+                                                     state.min_step_size), first)
+            return *trial(step_size), jnp.ones((), bool)
+
+        not_tried = (first, y, jnp.zeros_like(zy), state.prox_state, jnp.zeros((), bool),
+                     jnp.zeros((), bool))
+        step_size, x_new, dz, prox_state, _, _ = jax.lax.while_loop(
+            lambda carry: ~carry[-2], backtrack, not_tried
         )
         # A zero step (x+ = y) says nothing about the curvature: keep the old step size.
         moved = jnp.any(x_new != y)
