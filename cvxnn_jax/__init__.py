@@ -26,7 +26,11 @@ from ._patterns import (
 )
 from ._programs.gated_relu import GatedReLUProgram as GatedReLUProgram
 from ._programs.lasso import LassoProgram as LassoProgram
-from ._programs.relu import ReLUProgram as ReLUProgram
+from ._programs.relu import (
+    ProjectedReLUProgram as ProjectedReLUProgram,
+    ReLUProgram as ReLUProgram,
+)
+from ._cones import Faces as Faces, empty_faces as empty_faces, project_cones as project_cones
 from ._prox import (
     prox_group_l2 as prox_group_l2,
     prox_l1 as prox_l1,

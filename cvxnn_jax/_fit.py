@@ -283,10 +283,12 @@ def fit(
       cone-constrained program, exactly equivalent to the ReLU network).
     - loss: ``"squared"`` or ``"logistic"``.
     - solver: gated ReLU: ``None``/``"fista"`` or a ``FISTA``; ReLU: ``None``/``"al"``
-      (augmented Lagrangian) or ``"admm"``, or an ``AugmentedLagrangian``/``ADMM``.
+      (augmented Lagrangian), ``"admm"``, ``"fista"`` (FISTA whose prox is the exact
+      projection onto the cones, :class:`ProjectedReLUProgram`: feasible iterates, tight
+      certificates, costlier steps), or an ``AugmentedLagrangian``/``ADMM``/``FISTA``.
     - tol: relative duality gap at which to stop (``gap <= tol * objective``).
-    - max_steps: iteration budget (default 10 000 for FISTA, 100 000 inner steps for AL,
-      20 000 for ADMM).
+    - max_steps: iteration budget (default 10 000 for gated FISTA, 100 000 steps for AL
+      and ReLU FISTA, 20 000 for ADMM).
     - bias: append a column of ones to ``X`` (the network then adds it to each input).
     - key: ``jax.random`` key for sampling gates (default ``PRNGKey(0)``).
     - throw: raise (through ``equinox.error_if``) if the solve does not converge.
