@@ -81,7 +81,7 @@ def _lawson_hanson(w, X, signs, inv_row_norms, idx, active, max_iter, threshold)
     ``(idx, active)``. One loop: each iteration either moves towards the least-squares
     multipliers and drops the blocking ones, or accepts them and adds the most violated
     constraint (violations measured per unit row norm). Returns
-    ``(idx, active, finished, iterations)``.
+    ``(idx, active, finished)``.
     """
     m = idx.shape[0]
     dtype = w.dtype
@@ -116,13 +116,13 @@ def _lawson_hanson(w, X, signs, inv_row_norms, idx, active, max_iter, threshold)
         finished = ~blocked & ~add
         return idx, active, gamma, least_squares(idx, active), it + 1, finished
 
-    idx, active, _, _, it, finished = jax.lax.while_loop(
+    idx, active, _, _, _, finished = jax.lax.while_loop(
         lambda c: ~c[5] & (c[4] < max_iter), body,
         (idx, active, jnp.zeros((m,), dtype), least_squares(idx, active),
          jnp.zeros((), jnp.int32), jnp.zeros((), bool)),
     )
     # With d independent active constraints the face is {0}: the projection is 0.
-    return idx, active, finished | jnp.all(active), it
+    return idx, active, finished | jnp.all(active)
 
 
 def project_cones(W: Array, X: Array, signs: Array, faces: Faces, chunk: int = 32,
@@ -171,8 +171,8 @@ def project_cones(W: Array, X: Array, signs: Array, faces: Faces, chunk: int = 3
 
     def redo_column(w, s, idx, active):
         threshold = rtol * jnp.sqrt(jnp.sum(w * w))
-        idx, active, finished, _ = _lawson_hanson(w, X, s, inv_row_norms, idx, active,
-                                                  max_iter, threshold)
+        idx, active, finished = _lawson_hanson(w, X, s, inv_row_norms, idx, active,
+                                               max_iter, threshold)
         projector, M = _face(X, s, idx, active)
         # Multipliers clipped at 0 keep the norm bound valid if the run did not finish.
         g = jnp.maximum(-M.T @ w, 0.0)
