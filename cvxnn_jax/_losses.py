@@ -59,6 +59,14 @@ class Loss(eqx.Module):
     def prox(self, w: Array, step: Array, y: Array) -> Array:
         """``argmin_z L(z) + ||z - w||^2 / (2 step)``, shape ``(n,)``."""
 
+    def curvature(self, z: Array, y: Array) -> Array:
+        """Diagonal of the Hessian with respect to ``z``, shape ``(n,)``.
+
+        The losses are separable (one term per sample), so the Hessian is diagonal; this
+        default differentiates :meth:`grad` along the all-ones direction.
+        """
+        return jax.jvp(lambda u: self.grad(u, y), (z,), (jnp.ones_like(z),))[1]
+
 
 class SquaredLoss(Loss):
     """``L(z) = 1/(2n) ||z - y||^2``."""
@@ -85,6 +93,9 @@ class SquaredLoss(Loss):
 
     def smoothness(self, n):
         return 1.0 / n
+
+    def curvature(self, z, y):
+        return jnp.full_like(z, 1.0 / z.shape[0])
 
     def prox(self, w, step, y):
         t = step / w.shape[0]
@@ -149,6 +160,10 @@ class LogisticLoss(Loss):
 
     def smoothness(self, n):
         return 0.25 / n
+
+    def curvature(self, z, y):
+        margin = y * z
+        return y * y * jax.nn.sigmoid(margin) * jax.nn.sigmoid(-margin) / z.shape[0]
 
     def prox(self, w, step, y, newton_steps: int = 30):
         # Separable and strongly convex (curvature >= 1/step): Newton per sample from w.

@@ -119,7 +119,7 @@ def test_fista_steps_equal_python_reference(loss):
     gates = cn.sample_gates(jax.random.PRNGKey(0), X, 12)
     program = GatedReLUProgram(X=jnp.asarray(X), masks=cn.gate_masks(X, gates), y=jnp.asarray(y),
                                lam=jnp.asarray(1e-2), loss=cn.get_loss(loss))
-    solver = cn.FISTA()
+    solver = cn.FISTA(polish_rounds=0)  # the reference is plain FISTA
     step0 = float(solver.initial_step_size(program, program.init_x()))
     # 20 steps as asked, and on to 80 so that the line search and the restart both act.
     expected, restarts, backtracks = _reference_fista(program, step0, 80)
@@ -178,3 +178,37 @@ def test_large_lam_gives_zero_network_with_zero_gap():
     assert bool(sol.converged) and float(jnp.max(jnp.abs(sol.weights))) == 0.0
     np.testing.assert_allclose(sol.objective, 0.5 * np.mean(y**2), rtol=1e-12)
     assert float(sol.gap) <= 1e-12
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_newton_polish_certifies_what_fista_left_loose(loss):
+    X, y = _random_problem(2, loss)
+    gates = cn.sample_gates(jax.random.PRNGKey(1), X, 16)
+    lam = 1e-2
+    program = GatedReLUProgram(X=jnp.asarray(X), masks=cn.gate_masks(X, gates), y=jnp.asarray(y),
+                               lam=jnp.asarray(lam), loss=cn.get_loss(loss))
+    loose = cn.fista_solve(program, program.init_x(), 1e-3, 50_000, cn.FISTA(polish_rounds=0))
+    W, products = program.polish(loose.x, 20, 500, 1e-10)
+    reference, _ = cvxpy_gated_relu(X, y, cn.gate_masks(X, gates), lam, loss)
+    objective = float(program.objective(W))
+    assert objective <= float(loose.objective) and 0 < int(products) <= 20 * 501 + 1
+    np.testing.assert_allclose(objective, reference, rtol=1e-8)
+    # Zero columns stay zero, and at the polished point the plain rescaled residual
+    # certifies what FISTA's certificate could not.
+    support = np.linalg.norm(loose.x, axis=0) > 0
+    assert np.all(np.asarray(W)[:, ~support] == 0) and support.sum() < support.size
+    z = program.matvec(W)
+    rho = -program.smooth_grad(z)
+    gap, _ = program.certificate(W, z, rho, program.rmatvec(rho))
+    assert float(loose.gap) > 1e-4 * float(loose.objective)
+    assert float(gap) <= 1e-9 * objective
+
+    # From a wrong support (a column that should be zero switched on) the polish still
+    # never raises the objective, and keeps the other zero columns at zero.
+    off = int(np.flatnonzero(~support)[0])
+    wrong = loose.x.at[:, off].set(1e-3)
+    W2, _ = program.polish(wrong, 5, 100, 1e-10)
+    assert float(program.objective(W2)) <= float(program.objective(wrong))
+    others = ~support
+    others[off] = False
+    assert np.all(np.asarray(W2)[:, others] == 0)

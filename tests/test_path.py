@@ -57,26 +57,37 @@ def _assert_equals_fits(path, fits, rtol):
 def test_gated_path_equals_fits_in_one_compilation(gates, loss, modes):
     X, y = _data(0, loss)
     fits = [cn.fit(X, y, lam, gates=gates, loss=loss, **OPTIONS) for lam in LAMS]
-    steps = {}
+    first = True
     for warm_start in modes:
         compiles, path = _count_compiles(
             lambda: cn.fit_path(X, y, LAMS, gates=gates, loss=loss, warm_start=warm_start,
                                 **OPTIONS))
         # One compilation for the whole path (the first call of the session also compiles
         # a few eager operations of the argument checks, hence <= 3 there).
-        assert compiles == 1 or (compiles <= 3 and not steps)
+        assert compiles == 1 or (compiles <= 3 and first)
+        first = False
         assert path.weights.shape == (len(LAMS),) + fits[0].weights.shape
         assert all(leaf.shape[0] == len(LAMS) for leaf in jax.tree.leaves(path))
         _assert_equals_fits(path, fits, rtol=1e-6)
-        steps[warm_start] = int(jnp.sum(path.num_steps))
         # Another path of the same shapes (new lambdas, new data) does not recompile.
         X2, y2 = _data(1, loss)
         compiles, _ = _count_compiles(
             lambda: cn.fit_path(X2, y2, 2 * LAMS, gates=gates, loss=loss, warm_start=warm_start,
                                 **OPTIONS))
         assert compiles == 0
-    if len(modes) == 2:  # each warm-started solve starts from the previous: fewer steps
-        assert steps[True] < steps[False]
+    if len(modes) == 2:
+        # Each warm-started solve starts from the previous one's solution: with a budget
+        # of 20 steps per lambda it ends closer to the optimum than a cold start.
+        # (Step counts to tol are no test: the Newton polish makes cold solves as quick.)
+        optimum = np.array([float(f.objective) for f in fits])
+        with pytest.warns(cn.ConvergenceWarning):
+            excess = {
+                warm_start: np.sum(np.asarray(cn.fit_path(
+                    X, y, LAMS, gates=gates, loss=loss, warm_start=warm_start, tol=1e-10,
+                    max_steps=20).objective) - optimum)
+                for warm_start in modes
+            }
+        assert 0 <= excess[True] < 0.75 * excess[False]  # measured: 0.030 vs 0.059
 
 
 def test_fit_path_inside_jit_and_reports_failures(gates):

@@ -69,6 +69,17 @@ class CompositeProgram(eqx.Module):
         del prox_state
         return self.certificate(x, z, rho, At_rho)
 
+    # Newton polish on a fixed support (``_solvers/newton.py``), for programs whose
+    # regulariser is smooth away from zero on its support (column-group lassos).
+    can_polish = False
+
+    def polish(self, x, max_newton: int, max_cg: int, tol: Array):
+        """``(x', num_products)``: ``x`` improved on its support (never worse) towards a
+        relative gap ``tol``, and the number of ``A``/``A^T`` product pairs spent. This
+        default does nothing."""
+        del max_newton, max_cg, tol
+        return x, jnp.zeros((), jnp.int32)
+
     @abc.abstractmethod
     def init_x(self):
         """The zero point, with the structure and dtype of ``x``."""
@@ -87,6 +98,10 @@ class CompositeProgram(eqx.Module):
     def smooth_bregman(self, z_new, z_old) -> Array:
         """``f(z_new) - f(z_old) - <grad f(z_old), z_new - z_old>``, without cancellation."""
         return self.loss.bregman(z_new, z_old, self.y)
+
+    def smooth_curvature(self, z) -> Array:
+        """Diagonal of ``f``'s Hessian with respect to ``z`` (the loss is separable)."""
+        return self.loss.curvature(z, self.y)
 
     def smoothness(self) -> Array:
         """Lipschitz constant of ``grad f`` with respect to ``z``."""

@@ -14,6 +14,7 @@ from jax import Array
 
 from .._losses import Loss
 from .._prox import prox_group_l2, safe_norm
+from .._solvers.newton import newton_polish
 from ._base import CompositeProgram, dual_scale
 
 _prox_columns = jax.vmap(prox_group_l2, in_axes=(1, None, None), out_axes=1)
@@ -75,6 +76,15 @@ class GatedReLUProgram(CompositeProgram):
 
     def certificate(self, W, z, rho, At_rho):
         return group_lasso_certificate(self, W, z, rho, At_rho)
+
+    can_polish = True
+
+    def polish(self, W, max_newton, max_cg, tol):
+        return newton_polish(self, W, max_newton, max_cg, tol)
+
+    def gram_diagonal(self, c):
+        """Diagonal of ``A^T diag(c) A`` as a ``(d, P)`` array: ``(c X^2)^T masks``."""
+        return (c[:, None] * self.X * self.X).T @ self.masks
 
     def init_x(self):
         return jnp.zeros((self.X.shape[1], self.masks.shape[1]), self.X.dtype)

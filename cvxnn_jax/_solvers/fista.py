@@ -20,6 +20,15 @@ the last checks (dual extrapolation, Massias, Gramfort & Salmon 2018 / ``celer``
 is far tighter once the support settles. The best dual value seen is kept: any feasible
 dual point bounds the optimum from below. The loop stops when
 ``gap <= tol * objective``.
+
+Newton polish (programs with ``can_polish``, the column-group lassos): once the relative
+gap falls below ``polish_gap`` (then ``polish_gap * polish_factor``, ... for at most
+``polish_rounds`` rounds) and the zero pattern has held for ``polish_stable`` steps, the iterate is handed to Newton's method on its support
+(``_solvers/newton.py``) and FISTA resumes from the polished point with its momentum
+reset. FISTA identifies the support early but converges, and certifies, slowly after
+that; Newton converges quadratically on a fixed support, and a primal point accurate to
+round-off makes the rescaled residual an accurate dual point. ``num_steps`` counts FISTA
+steps plus the polish's ``A``/``A^T`` product pairs, so ``max_steps`` bounds both.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ class FISTAState(NamedTuple):
     rho_history: Array  # (K + 1, n) dual directions at the last checks, newest last
     At_rho_history: Array  # (K + 1, *x.shape) their images A^T rho
     num_checks: Array
+    zero_pattern: Array  # x == 0 at the last check
+    support_since: Array  # num_steps at the check where zero_pattern last changed
     objective: Array
     gap: Array
     best_dual: Array
@@ -64,6 +75,13 @@ class FISTA(eqx.Module):
     - extrapolation: number of past dual directions used by dual extrapolation
       (0 turns it off).
     - power_iterations: power-method steps for the initial step size ``1/L``.
+    - polish_rounds: Newton polish rounds (0 turns it off; programs without
+      ``can_polish`` never polish).
+    - polish_gap: relative gap that triggers the first round (or ``tol`` if larger).
+    - polish_stable: a round also waits until the zero pattern of ``x`` has not changed
+      for this many steps (Newton keeps the support it is given).
+    - polish_factor: each further round waits for a gap this much smaller.
+    - polish_newton, polish_cg: Newton steps per round and CG iterations per Newton step.
     """
 
     step_growth: float = eqx.field(static=True, default=1.1)
@@ -71,6 +89,12 @@ class FISTA(eqx.Module):
     check_every: int = eqx.field(static=True, default=10)
     extrapolation: int = eqx.field(static=True, default=5)
     power_iterations: int = eqx.field(static=True, default=20)
+    polish_rounds: int = eqx.field(static=True, default=3)
+    polish_gap: float = eqx.field(static=True, default=3e-3)
+    polish_stable: int = eqx.field(static=True, default=50)
+    polish_factor: float = eqx.field(static=True, default=0.1)
+    polish_newton: int = eqx.field(static=True, default=8)
+    polish_cg: int = eqx.field(static=True, default=100)
 
     def __check_init__(self):
         if not self.step_growth >= 1.0:
@@ -81,6 +105,17 @@ class FISTA(eqx.Module):
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
         if self.extrapolation < 0 or self.extrapolation == 1:
             raise ValueError(f"extrapolation must be 0 or >= 2, got {self.extrapolation}")
+        if self.polish_rounds < 0:
+            raise ValueError(f"polish_rounds must be >= 0, got {self.polish_rounds}")
+        if not self.polish_gap > 0.0:
+            raise ValueError(f"polish_gap must be > 0, got {self.polish_gap}")
+        if not 0.0 < self.polish_factor <= 1.0:
+            raise ValueError(f"polish_factor must lie in (0, 1], got {self.polish_factor}")
+        if self.polish_stable < 0:
+            raise ValueError(f"polish_stable must be >= 0, got {self.polish_stable}")
+        if self.polish_newton < 1 or self.polish_cg < 1:
+            raise ValueError("polish_newton and polish_cg must be >= 1, got "
+                             f"{self.polish_newton} and {self.polish_cg}")
 
     # ------------------------------------------------------------------ init
     def initial_step_size(self, program, x0) -> Array:
@@ -116,6 +151,8 @@ class FISTA(eqx.Module):
             rho_history=jnp.zeros((history,) + z0.shape, dtype),
             At_rho_history=jnp.zeros((history,) + x0.shape, dtype),
             num_checks=jnp.zeros((), jnp.int32),
+            zero_pattern=x0 == 0,
+            support_since=jnp.zeros((), jnp.int32),
             objective=program.smooth_value(z0) + program.regulariser(x0),
             gap=jnp.full((), jnp.inf, dtype),
             best_dual=jnp.full((), -jnp.inf, dtype),
@@ -212,6 +249,9 @@ class FISTA(eqx.Module):
             best_dual = jnp.where(usable & jnp.isfinite(dual_e),
                                   jnp.maximum(best_dual, dual_e), best_dual)
         gap = jnp.minimum(gap, jnp.maximum(objective - best_dual, 0.0))
+        zero_pattern = x == 0
+        support_since = jnp.where(jnp.any(zero_pattern != state.zero_pattern), state.num_steps,
+                                  state.support_since)
         finite = jnp.isfinite(objective) & jnp.all(jnp.isfinite(x))
         result = RESULTS.where(finite, state.result, RESULTS.nonfinite)
         return state._replace(
@@ -220,11 +260,20 @@ class FISTA(eqx.Module):
             rho_history=rho_history,
             At_rho_history=At_rho_history,
             num_checks=num_checks,
+            zero_pattern=zero_pattern,
+            support_since=support_since,
             objective=objective,
             gap=gap,
             best_dual=best_dual,
             result=result,
         )
+
+    def polish(self, program, state: FISTAState, tol: Array) -> FISTAState:
+        """Newton on the support of ``x``, then a fresh certificate; momentum restarts."""
+        x, products = program.polish(state.x, self.polish_newton, self.polish_cg, tol)
+        state = state._replace(x=x, x_prev=x, momentum=jnp.ones_like(state.momentum),
+                               num_steps=state.num_steps + products)
+        return self.certify(program, state)
 
     def terminate(self, state: FISTAState, tol: Array) -> Array:
         return state.gap <= tol * jnp.abs(state.objective)
@@ -257,6 +306,26 @@ def fista_solve(
         return solver.certify(program, state)
 
     state = solver.certify(program, solver.init(program, x0))
+    if solver.polish_rounds > 0 and program.can_polish:
+
+        def polish_round(carry):
+            state, target, rounds = carry
+            state = jax.lax.while_loop(
+                lambda s: keep_going(s) & ((s.gap > target * jnp.abs(s.objective))
+                                           | (s.num_steps - s.support_since < solver.polish_stable)),
+                block, state,
+            )
+            # Polish only with room for its worst case left, so num_steps <= max_steps.
+            room = max_steps - state.num_steps >= solver.polish_newton * (solver.polish_cg + 1) + 1
+            state = jax.lax.cond(keep_going(state) & room,
+                                 lambda s: solver.polish(program, s, tol), lambda s: s, state)
+            return state, target * solver.polish_factor, rounds + 1
+
+        state, _, _ = jax.lax.while_loop(
+            lambda c: keep_going(c[0]) & (c[2] < solver.polish_rounds),
+            polish_round,
+            (state, jnp.maximum(tol, jnp.asarray(solver.polish_gap, tol.dtype)), 0),
+        )
     state = jax.lax.while_loop(keep_going, block, state)
     out_of_steps = (state.result == RESULTS.successful) & ~solver.terminate(state, tol)
     return state._replace(
