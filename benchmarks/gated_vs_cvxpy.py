@@ -15,7 +15,7 @@ squared loss, the same sampled gates for every solver):
    (CVXPY problem construction + canonicalisation + Clarabel at 1e-9) on the same masks.
 2. Achieved GFLOP/s of the FISTA iteration (``fit`` with ``tol=0`` and a fixed
    ``max_steps``), with FLOPs counted exactly: an instrumented run of the same solve
-   counts every matvec ``sum((X @ W) * masks, 1)`` and rmatvec ``X^T (masks * r)``
+   counts every matvec ``A W`` and rmatvec ``A^T r`` of the program
    (line-search trials, certificates, power iterations included), each at
    ``2 n d P`` FLOPs; divided by the GFLOP/s of a jitted ``X @ W`` of shape
    ``(n, d) x (d, P)`` in the same dtype measured in the same run.
@@ -307,8 +307,8 @@ def throughput(n, d, num_gates, dtype, steps, runs, reps):
         return [t / loop_k for t in time_call(run, (program, x0), max(reps // 10, 5))]
 
     pieces = {
-        "matvec sum((X@W)*masks,1)": looped_piece(lambda p, W: p.matvec(W), W),
-        "rmatvec X.T@(masks*r)": looped_piece(lambda p, r: p.rmatvec(r), r),
+        "matvec rowsum(X*(masks@W.T))": looped_piece(lambda p, W: p.matvec(W), W),
+        "rmatvec (r*X).T@masks": looped_piece(lambda p, r: p.rmatvec(r), r),
         "prox (group soft-threshold)": looped_piece(lambda p, W: p.prox(W, step), W),
         "plain X@W": looped,
     }
