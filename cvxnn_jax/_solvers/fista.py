@@ -21,7 +21,8 @@ is far tighter once the support settles. The best dual value seen is kept: any f
 dual point bounds the optimum from below. The loop stops when
 ``gap <= tol * objective``.
 
-Newton polish (programs with ``can_polish``, the column-group lassos): once the relative
+Newton polish (programs with ``can_polish``, the column-group lassos; only for
+``tol <= polish_tol``): once the relative
 gap falls below ``polish_gap`` (then ``polish_gap * polish_factor``, ... for at most
 ``polish_rounds`` rounds) and the zero pattern has held for ``polish_stable`` steps, the iterate is handed to Newton's method on its support
 (``_solvers/newton.py``) and FISTA resumes from the polished point with its momentum
@@ -80,6 +81,10 @@ class FISTA(eqx.Module):
     - polish_gap: relative gap that triggers the first round (or ``tol`` if larger).
     - polish_stable: a round also waits until the zero pattern of ``x`` has not changed
       for this many steps (Newton keeps the support it is given).
+    - polish_tol: only solves asked for ``tol <= polish_tol`` polish. At looser
+      tolerances FISTA certifies soon after the support settles and a Newton step (a
+      hundred CG products) costs more than it saves (measured: n=5000, d=50, P=500,
+      float32, tol 1e-4: 574 steps with the polish, 340 without).
     - polish_factor: each further round waits for a gap this much smaller.
     - polish_newton, polish_cg: Newton steps per round and CG iterations per Newton step.
     """
@@ -92,6 +97,7 @@ class FISTA(eqx.Module):
     polish_rounds: int = eqx.field(static=True, default=3)
     polish_gap: float = eqx.field(static=True, default=3e-3)
     polish_stable: int = eqx.field(static=True, default=50)
+    polish_tol: float = eqx.field(static=True, default=1e-5)
     polish_factor: float = eqx.field(static=True, default=0.1)
     polish_newton: int = eqx.field(static=True, default=8)
     polish_cg: int = eqx.field(static=True, default=100)
@@ -111,6 +117,8 @@ class FISTA(eqx.Module):
             raise ValueError(f"polish_gap must be > 0, got {self.polish_gap}")
         if not 0.0 < self.polish_factor <= 1.0:
             raise ValueError(f"polish_factor must lie in (0, 1], got {self.polish_factor}")
+        if not self.polish_tol >= 0.0:
+            raise ValueError(f"polish_tol must be >= 0, got {self.polish_tol}")
         if self.polish_stable < 0:
             raise ValueError(f"polish_stable must be >= 0, got {self.polish_stable}")
         if self.polish_newton < 1 or self.polish_cg < 1:
@@ -322,7 +330,7 @@ def fista_solve(
             return state, target * solver.polish_factor, rounds + 1
 
         state, _, _ = jax.lax.while_loop(
-            lambda c: keep_going(c[0]) & (c[2] < solver.polish_rounds),
+            lambda c: keep_going(c[0]) & (c[2] < solver.polish_rounds) & (tol <= solver.polish_tol),
             polish_round,
             (state, jnp.maximum(tol, jnp.asarray(solver.polish_gap, tol.dtype)), 0),
         )
