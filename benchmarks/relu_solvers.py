@@ -5,7 +5,7 @@
 
 For n in {500, 2000, 10000}, d = 20, P = 200 sampled gates (planted two-layer ReLU
 teacher, squared loss, lam = 1e-3, float64), it measures the wall time of
-``fit(..., model="relu", solver=s, tol=1e-6, feasibility_tol=1e-6)`` for s in
+``fit(..., model="relu", solver=s, tol=1e-6, feasibility_tol=1e-6)`` (``--tol``) for s in
 {"al", "admm", "fista"} (``--solvers``; median of ``--runs`` runs after a compile run,
 each capped by ``--max-steps`` / ``--max-steps-admm``), and the wall time of ``tests/reference.cvxpy_relu`` (CVXPY
 construction + Clarabel at 1e-9) on the same masks for n up to ``--cvxpy-max-n``. It
@@ -50,11 +50,11 @@ CONFIGS = {
 }
 
 
-def solve_once(X, y, gates, solver, max_steps):
+def solve_once(X, y, gates, solver, max_steps, tol):
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", cn.ConvergenceWarning)
-        sol = cn.fit(X, y, LAM, gates=gates, model="relu", solver=solver, tol=TOL,
+        sol = cn.fit(X, y, LAM, gates=gates, model="relu", solver=solver, tol=tol,
                      feasibility_tol=FEASIBILITY_TOL, max_steps=max_steps)
         sol.objective.block_until_ready()
     return time.perf_counter() - start, sol
@@ -73,6 +73,10 @@ def main():
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated n values")
     parser.add_argument("--solvers", type=str, default="al,admm,fista",
                         help="comma-separated subset of al, admm, fista")
+    parser.add_argument("--tol", type=float, default=TOL,
+                        help="relative gap asked of the JAX solvers (default 1e-6; another "
+                             "value adds _tol<value> to the JSON name). CVXPY always runs "
+                             "at 1e-9")
     args = parser.parse_args()
     config = CONFIGS["quick" if args.quick else "full"]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else config["sizes"]
@@ -88,10 +92,10 @@ def main():
         record = dict(n=n, d=config["d"], P=int(gates.shape[1]))
         for solver in solvers:
             max_steps = args.max_steps_admm if solver == "admm" else args.max_steps
-            compile_time, _ = solve_once(X, y, gates, solver, max_steps)
+            compile_time, _ = solve_once(X, y, gates, solver, max_steps, args.tol)
             times, sol = [], None
             for _ in range(args.runs):
-                elapsed, sol = solve_once(X, y, gates, solver, max_steps)
+                elapsed, sol = solve_once(X, y, gates, solver, max_steps, args.tol)
                 times.append(elapsed)
             record[solver] = dict(
                 first_call_s=compile_time, times_s=times, median_s=statistics.median(times),
@@ -130,14 +134,16 @@ def main():
         print(f"| {r['n']} | {' | '.join(cells)} | {cvx} | {best[1] if best else 'none'} | "
               f"{verdict} |")
 
-    out = REPO / "benchmarks" / "results" / (
-        "relu_solvers_quick.json" if args.quick else "relu_solvers.json")
+    name = "relu_solvers_quick" if args.quick else "relu_solvers"
+    if args.tol != TOL:
+        name += f"_tol{args.tol:.0e}"
+    out = REPO / "benchmarks" / "results" / (name + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(
         date=datetime.datetime.now().isoformat(timespec="seconds"),
         machine=dict(platform=platform.platform(), processor=platform.processor(),
                      jax=jax.__version__, devices=[str(d) for d in jax.devices()]),
-        settings=dict(lam=LAM, tol=TOL, feasibility_tol=FEASIBILITY_TOL, runs=args.runs,
+        settings=dict(lam=LAM, tol=args.tol, feasibility_tol=FEASIBILITY_TOL, runs=args.runs,
                       solvers=solvers, max_steps=args.max_steps,
                       max_steps_admm=args.max_steps_admm,
                       cvxpy_max_n=args.cvxpy_max_n,
