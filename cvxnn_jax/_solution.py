@@ -19,7 +19,8 @@ class Solution(eqx.Module):
     - objective: convex objective at ``weights`` (equal to the network's non-convex one).
     - gap: duality gap, an upper bound on ``objective - optimum`` (sampled patterns).
     - dual_objective: the best dual value found, a lower bound on the optimum.
-    - num_steps: solver iterations taken.
+    - num_steps: solver iterations taken (FISTA: its steps plus the Newton polish's
+      ``A``/``A^T`` product pairs; AL: inner steps plus relaxation steps).
     - result: a :class:`RESULTS` status.
     - lam: the regularisation strength used.
     - violation: largest cone violation of ``weights`` (ReLU program; see
