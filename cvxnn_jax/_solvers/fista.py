@@ -22,11 +22,11 @@ dual point bounds the optimum from below. The loop stops when
 ``gap <= tol * objective``.
 
 Newton polish (programs with ``can_polish``, the column-group lassos; only for
-``tol <= polish_tol``): once the relative
-gap falls below ``polish_gap`` (then ``polish_gap * polish_factor``, ... for at most
-``polish_rounds`` rounds) and the zero pattern has held for ``polish_stable`` steps, the iterate is handed to Newton's method on its support
-(``_solvers/newton.py``) and FISTA resumes from the polished point with its momentum
-reset. FISTA identifies the support early but converges, and certifies, slowly after
+``tol <= polish_tol``): once the relative gap falls below ``polish_gap`` (then
+``polish_gap * polish_factor``, ... for at most ``polish_rounds`` rounds) and the zero
+pattern has held for ``polish_stable`` steps, the iterate is handed to Newton's method
+on its support (``_solvers/newton.py``) and FISTA resumes from the polished point with
+its momentum reset. FISTA identifies the support early but converges, and certifies, slowly after
 that; Newton converges quadratically on a fixed support, and a primal point accurate to
 round-off makes the rescaled residual an accurate dual point. ``num_steps`` counts FISTA
 steps plus the polish's ``A``/``A^T`` product pairs, so ``max_steps`` bounds both.

@@ -92,7 +92,8 @@ def newton_polish(program, W: Array, max_newton: int, max_cg: int, tol: Array):
     twice the largest relative gradient times the regulariser), if the support is right.
 
     ``program`` provides ``matvec``/``rmatvec`` (``W`` of shape ``(d, P)``),
-    ``smooth_value``/``smooth_grad``/``smooth_curvature`` of ``z = A W``, ``lam`` and
+    ``smooth_value``/``smooth_grad``/``smooth_curvature`` of ``z = A W``, ``lam``,
+    ``regulariser`` (``lam * sum_i ||w_i||``) and
     ``gram_diagonal(c)`` (the diagonal of ``A^T diag(c) A``, shape ``(d, P)``).
 
     Returns ``(W, num_products)``: the polished weights (zero columns stay zero; the
@@ -106,7 +107,7 @@ def newton_polish(program, W: Array, max_newton: int, max_cg: int, tol: Array):
     eps = jnp.finfo(dtype).eps
 
     def objective(W, z):
-        return program.smooth_value(z) + lam * jnp.sum(safe_norm(W, axis=0))
+        return program.smooth_value(z) + program.regulariser(W)
 
     def gradient(W, loss_gradient):
         norms = jnp.where(support, safe_norm(W, axis=0), 1.0)
