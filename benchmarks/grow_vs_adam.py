@@ -83,8 +83,10 @@ def timed_fit(X, y, loss, gates, **kwargs):
     return solution, time.perf_counter() - start
 
 
-def adam_curve(X, y, loss, width, learning_rate, seconds, seed=0, chunk=100):
-    """Objective after each chunk of Adam steps until ``seconds`` have passed."""
+def adam_curve(X, y, loss, width, learning_rate, seconds, seed=0, chunk=100,
+               return_network=False):
+    """Objective after each chunk of Adam steps until ``seconds`` have passed (and the
+    trained network, with ``return_network``)."""
     Xb = cn.add_bias_column(X)
     loss_fn = cn.get_loss(loss)
     k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
@@ -118,9 +120,10 @@ def adam_curve(X, y, loss, width, learning_rate, seconds, seed=0, chunk=100):
         value = float(value)
         times.append(time.perf_counter() - start)
         values.append(value if np.isfinite(value) else np.inf)
-    W1, w2 = carry[0]
-    final = float(cn.nonconvex_objective(cn.ReLUNetwork(W1, w2, bias=True), X, y, LAM, loss))
-    return dict(times=times, objectives=values, final=final)
+    network = cn.ReLUNetwork(*carry[0], bias=True)
+    final = float(cn.nonconvex_objective(network, X, y, LAM, loss))
+    curve = dict(times=times, objectives=values, final=final)
+    return (curve, network) if return_network else curve
 
 
 def run_dataset(name, args):
