@@ -3,9 +3,11 @@ float32 vs float64 time to a relative duality gap.
 
     python benchmarks/gated_vs_cvxpy.py            # full run (several minutes on 2 cores)
     python benchmarks/gated_vs_cvxpy.py --quick    # tiny sizes, a smoke check
+    python benchmarks/gated_vs_cvxpy.py --parts throughput,precision --tag h100   # no CVXPY
 
 Prints its figures and writes every raw timing to
-``benchmarks/results/gated_vs_cvxpy.json`` (``gated_vs_cvxpy_quick.json`` with --quick).
+``benchmarks/results/gated_vs_cvxpy.json`` (``gated_vs_cvxpy_quick.json`` with --quick;
+``gated_vs_cvxpy_<tag>.json`` with --tag, e.g. for a run on a GPU).
 
 What is measured (all data: planted two-layer ReLU teacher from ``tests/reference.py``,
 squared loss, the same sampled gates for every solver):
@@ -52,6 +54,7 @@ LAM = 1e-3
 SEED = 0  # data seed (planted_relu_problem)
 GATE_KEY = 0  # jax.random.PRNGKey for cn.sample_gates
 
+PARTS = ("compare", "throughput", "precision")
 TARGET_SPEEDUP = 50.0
 TARGET_MATMUL_FRACTION = 0.5
 TARGET_F32_SPEEDUP = 2.0
@@ -385,57 +388,63 @@ def summary(results):
     add(f"gated ReLU benchmark ({results['mode']}): jax {env['jax']}, {env['device']} "
         f"({env['device_kind']}), {env['affinity_cpus']} CPUs, lam={LAM}, squared loss")
     add("-" * 100)
-    add("[1] float64, tol=1e-6: fit (median of runs after compile) vs CVXPY/Clarabel (wall time)")
-    add(f"{'n':>6} {'d':>4} {'P':>5} | {'fit s':>8} {'steps':>6} {'conv':>5} | {'cvxpy s':>8} "
-        f"{'(runs)':>6} {'clarabel s':>10} | {'speed-up':>8} | {'fit obj':>16} {'cvxpy obj':>16} {'rel diff':>9}")
-    for c in results["compare"]:
-        add(f"{c['n']:>6} {c['d']:>4} {c['P']:>5} | {c['fit_median_s']:>8.3f} {c['fit']['num_steps']:>6} "
-            f"{str(c['fit']['converged']):>5} | {c['cvxpy_median_s']:>8.2f} {c['cvxpy_runs']:>6} "
-            f"{median(c['clarabel_solve_times_s']):>10.2f} | {c['speedup']:>7.1f}x | "
-            f"{c['fit']['objective']:>16.10g} {c['cvxpy_objectives'][-1]:>16.10g} "
-            f"{c['objective_relative_difference']:>9.2e}")
-    add("-" * 100)
-    add("[2] FISTA throughput (fit, tol=0, fixed steps) vs jitted X@W (n,d)x(d,P), same dtype")
-    add(f"{'n':>6} {'d':>4} {'P':>5} {'dtype':>8} | {'ms/step':>8} {'mv/step':>7} {'rmv/step':>8} | "
-        f"{'GF/s exact':>10} {'GF/s lower':>10} | {'X@W GF/s':>8} | {'ratio':>6} {'(lower)':>7}")
-    for t in results["throughput"]:
-        add(f"{t['n']:>6} {t['d']:>4} {t['P']:>5} {t['dtype']:>8} | {1e3 * t['seconds_per_step']:>8.3f} "
-            f"{t['matvecs_per_step']:>7.3f} {t['rmatvecs_per_step']:>8.3f} | {t['fit_gflops_exact']:>10.2f} "
-            f"{t['fit_gflops_lower_bound']:>10.2f} | {t['matmul_gflops']:>8.2f} | "
-            f"{t['ratio_exact']:>6.1%} {t['ratio_lower_bound']:>7.1%}")
-    add("    per application, in a jitted loop (us): " + "; ".join(
-        f"{t['n']}x{t['d']}x{t['P']} {t['dtype']}: step {1e6 * t['seconds_per_step']:.0f}, "
-        + ", ".join(f"{k.split(' ')[0]} {1e6 * v:.0f}" for k, v in t["piece_median_s"].items())
-        for t in results["throughput"]))
-    add("    FLOPs: exact = counted matvecs + rmatvecs (line-search trials, certificates every "
-        "check_every=10 steps, power iterations) + 1 mask product, 2ndP each;")
-    add("    lower = 1 matvec + 1 rmatvec per step. X@W GF/s is the faster of per-call and in-loop timing.")
-    add("-" * 100)
-    p = results["precision"]
-    n, d, _ = results["config"]["precision_size"]
-    add(f"[3] n={n}, d={d}, P={p['float64']['P']}: time / steps to relative gap "
-        f"(max_steps={results['config']['precision_max_steps']})")
-    add(f"{'dtype':>8} {'tol':>6} | {'seconds':>8} {'steps':>7} {'ms/step':>8} {'rel gap':>9} "
-        f"{'converged':>9} | {'objective':>14}")
-    for name in ("float32", "float64"):
-        for tol in (1e-4, 1e-6):
-            r = p[name][f"tol={tol:g}"]
-            add(f"{name:>8} {tol:>6g} | {r['median_s']:>8.2f} {r['num_steps']:>7} "
-                f"{1e3 * r['seconds_per_step']:>8.3f} {r['relative_gap']:>9.2e} {str(r['converged']):>9} | "
-                f"{r['objective']:>14.10g}")
-    add("-" * 100)
+    if results["compare"]:
+        add("[1] float64, tol=1e-6: fit (median of runs after compile) vs CVXPY/Clarabel (wall time)")
+        add(f"{'n':>6} {'d':>4} {'P':>5} | {'fit s':>8} {'steps':>6} {'conv':>5} | {'cvxpy s':>8} "
+            f"{'(runs)':>6} {'clarabel s':>10} | {'speed-up':>8} | {'fit obj':>16} {'cvxpy obj':>16} {'rel diff':>9}")
+        for c in results["compare"]:
+            add(f"{c['n']:>6} {c['d']:>4} {c['P']:>5} | {c['fit_median_s']:>8.3f} {c['fit']['num_steps']:>6} "
+                f"{str(c['fit']['converged']):>5} | {c['cvxpy_median_s']:>8.2f} {c['cvxpy_runs']:>6} "
+                f"{median(c['clarabel_solve_times_s']):>10.2f} | {c['speedup']:>7.1f}x | "
+                f"{c['fit']['objective']:>16.10g} {c['cvxpy_objectives'][-1]:>16.10g} "
+                f"{c['objective_relative_difference']:>9.2e}")
+        add("-" * 100)
+    if results["throughput"]:
+        add("[2] FISTA throughput (fit, tol=0, fixed steps) vs jitted X@W (n,d)x(d,P), same dtype")
+        add(f"{'n':>6} {'d':>4} {'P':>5} {'dtype':>8} | {'ms/step':>8} {'mv/step':>7} {'rmv/step':>8} | "
+            f"{'GF/s exact':>10} {'GF/s lower':>10} | {'X@W GF/s':>8} | {'ratio':>6} {'(lower)':>7}")
+        for t in results["throughput"]:
+            add(f"{t['n']:>6} {t['d']:>4} {t['P']:>5} {t['dtype']:>8} | {1e3 * t['seconds_per_step']:>8.3f} "
+                f"{t['matvecs_per_step']:>7.3f} {t['rmatvecs_per_step']:>8.3f} | {t['fit_gflops_exact']:>10.2f} "
+                f"{t['fit_gflops_lower_bound']:>10.2f} | {t['matmul_gflops']:>8.2f} | "
+                f"{t['ratio_exact']:>6.1%} {t['ratio_lower_bound']:>7.1%}")
+        add("    per application, in a jitted loop (us): " + "; ".join(
+            f"{t['n']}x{t['d']}x{t['P']} {t['dtype']}: step {1e6 * t['seconds_per_step']:.0f}, "
+            + ", ".join(f"{k.split(' ')[0]} {1e6 * v:.0f}" for k, v in t["piece_median_s"].items())
+            for t in results["throughput"]))
+        add("    FLOPs: exact = counted matvecs + rmatvecs (line-search trials, certificates every "
+            "check_every=10 steps, power iterations) + 1 mask product, 2ndP each;")
+        add("    lower = 1 matvec + 1 rmatvec per step. X@W GF/s is the faster of per-call and in-loop timing.")
+        add("-" * 100)
+    if results["precision"]:
+        p = results["precision"]
+        n, d, _ = results["config"]["precision_size"]
+        add(f"[3] n={n}, d={d}, P={p['float64']['P']}: time / steps to relative gap "
+            f"(max_steps={results['config']['precision_max_steps']})")
+        add(f"{'dtype':>8} {'tol':>6} | {'seconds':>8} {'steps':>7} {'ms/step':>8} {'rel gap':>9} "
+            f"{'converged':>9} | {'objective':>14}")
+        for name in ("float32", "float64"):
+            for tol in (1e-4, 1e-6):
+                r = p[name][f"tol={tol:g}"]
+                add(f"{name:>8} {tol:>6g} | {r['median_s']:>8.2f} {r['num_steps']:>7} "
+                    f"{1e3 * r['seconds_per_step']:>8.3f} {r['relative_gap']:>9.2e} {str(r['converged']):>9} | "
+                    f"{r['objective']:>14.10g}")
+        add("-" * 100)
     t = results["targets"]
     add("targets")
-    add(f"  fit >= {TARGET_SPEEDUP:.0f}x faster than CVXPY/Clarabel at every comparison size "
-        f"(both converged, objectives agree to 1e-6): speed-ups "
-        f"{', '.join('%.1fx' % s for s in t['speedups'])} -> {pass_miss(t['speedup_pass'])}")
-    add(f"  FISTA >= {TARGET_MATMUL_FRACTION:.0%} of X@W throughput (exact FLOP count, every "
-        f"shape and dtype): {', '.join('%s %.1f%%' % (k, 100 * v) for k, v in t['matmul_fractions'].items())}"
-        f" -> {pass_miss(t['matmul_pass'])}")
-    add(f"  float32 >= {TARGET_F32_SPEEDUP:.0f}x faster than float64 to rel. gap 1e-4 (both converged): "
-        f"float64/float32 time ratio {t['f64_over_f32_at_1e-4']:.2f} "
-        f"(float32 converged {t['f32_converged_1e-4']}, float64 converged {t['f64_converged_1e-4']}) "
-        f"-> {pass_miss(t['f32_pass'])}")
+    if "speedup_pass" in t:
+        add(f"  fit >= {TARGET_SPEEDUP:.0f}x faster than CVXPY/Clarabel at every comparison size "
+            f"(both converged, objectives agree to 1e-6): speed-ups "
+            f"{', '.join('%.1fx' % s for s in t['speedups'])} -> {pass_miss(t['speedup_pass'])}")
+    if "matmul_pass" in t:
+        add(f"  FISTA >= {TARGET_MATMUL_FRACTION:.0%} of X@W throughput (exact FLOP count, every "
+            f"shape and dtype): {', '.join('%s %.1f%%' % (k, 100 * v) for k, v in t['matmul_fractions'].items())}"
+            f" -> {pass_miss(t['matmul_pass'])}")
+    if "f32_pass" in t:
+        add(f"  float32 >= {TARGET_F32_SPEEDUP:.0f}x faster than float64 to rel. gap 1e-4 (both converged): "
+            f"float64/float32 time ratio {t['f64_over_f32_at_1e-4']:.2f} "
+            f"(float32 converged {t['f32_converged_1e-4']}, float64 converged {t['f64_converged_1e-4']}) "
+            f"-> {pass_miss(t['f32_pass'])}")
     add("=" * 100)
     return "\n".join(lines)
 
@@ -446,7 +455,15 @@ def main(argv=None):
     parser.add_argument("--max-steps", type=int, default=None,
                         help="part 3 step budget (default 50000; 20000 with --quick)")
     parser.add_argument("--cvxpy-runs", type=int, default=None, help="CVXPY runs per size (default 1)")
+    parser.add_argument("--parts", type=str, default=",".join(PARTS),
+                        help="comma-separated subset of: " + ", ".join(PARTS))
+    parser.add_argument("--tag", type=str, default=None,
+                        help="write gated_vs_cvxpy_<tag>.json (e.g. a GPU run)")
     args = parser.parse_args(argv)
+    parts = args.parts.split(",")
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown part(s) {sorted(unknown)}; choose from {PARTS}")
 
     mode = "quick" if args.quick else "full"
     config = dict(CONFIGS[mode])
@@ -454,44 +471,47 @@ def main(argv=None):
         config["precision_max_steps"] = args.max_steps
     if args.cvxpy_runs is not None:
         config["cvxpy_runs"] = args.cvxpy_runs
-    out_path = REPO / "benchmarks" / "results" / (
-        "gated_vs_cvxpy_quick.json" if args.quick else "gated_vs_cvxpy.json")
+    stem = "gated_vs_cvxpy" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
+    out_path = REPO / "benchmarks" / "results" / f"{stem}.json"
 
     t_start = time.perf_counter()
     env = environment(cvxpy=cp.__version__, clarabel=package_version("clarabel"))
     log(f"jax {env['jax']} on {env['device']} ({env['affinity_cpus']} CPUs), mode {mode}, lam={LAM}")
 
     compare = [compare_with_cvxpy(n, d, P, config["fit_runs"], config["cvxpy_runs"])
-               for n, d, P in config["compare_sizes"]]
+               for n, d, P in config["compare_sizes"]] if "compare" in parts else []
     thr = [throughput(n, d, P, dtype, config["throughput_steps"], config["throughput_runs"],
                       config["matmul_reps"])
-           for n, d, P in config["throughput_shapes"] for dtype in (jnp.float32, jnp.float64)]
+           for n, d, P in config["throughput_shapes"] for dtype in (jnp.float32, jnp.float64)
+           ] if "throughput" in parts else []
     prec = precision_runs(*config["precision_size"], config["precision_max_steps"],
-                          config["precision_runs"])
+                          config["precision_runs"]) if "precision" in parts else {}
 
-    speedups = [c["speedup"] for c in compare]
-    speedup_pass = all(
-        c["speedup"] >= TARGET_SPEEDUP and c["fit"]["converged"]
-        and abs(c["objective_relative_difference"]) <= 1e-6 for c in compare)
-    fractions = {f"{t['n']}x{t['d']}x{t['P']} {t['dtype']}": t["ratio_exact"] for t in thr}
-    f32, f64 = prec["float32"][f"tol={1e-4:g}"], prec["float64"][f"tol={1e-4:g}"]
-    ratio = f64["median_s"] / f32["median_s"]
-    targets = {
-        "speedups": speedups,
-        "speedup_pass": speedup_pass,
-        "matmul_fractions": fractions,
-        "matmul_pass": all(v >= TARGET_MATMUL_FRACTION for v in fractions.values()),
-        "f64_over_f32_at_1e-4": ratio,
-        "f32_converged_1e-4": f32["converged"],
-        "f64_converged_1e-4": f64["converged"],
-        "f32_pass": bool(f32["converged"] and f64["converged"] and ratio >= TARGET_F32_SPEEDUP),
-    }
+    targets = {}
+    if compare:
+        targets["speedups"] = [c["speedup"] for c in compare]
+        targets["speedup_pass"] = all(
+            c["speedup"] >= TARGET_SPEEDUP and c["fit"]["converged"]
+            and abs(c["objective_relative_difference"]) <= 1e-6 for c in compare)
+    if thr:
+        fractions = {f"{t['n']}x{t['d']}x{t['P']} {t['dtype']}": t["ratio_exact"] for t in thr}
+        targets["matmul_fractions"] = fractions
+        targets["matmul_pass"] = all(v >= TARGET_MATMUL_FRACTION for v in fractions.values())
+    if prec:
+        f32, f64 = prec["float32"][f"tol={1e-4:g}"], prec["float64"][f"tol={1e-4:g}"]
+        ratio = f64["median_s"] / f32["median_s"]
+        targets.update({
+            "f64_over_f32_at_1e-4": ratio,
+            "f32_converged_1e-4": f32["converged"],
+            "f64_converged_1e-4": f64["converged"],
+            "f32_pass": bool(f32["converged"] and f64["converged"] and ratio >= TARGET_F32_SPEEDUP),
+        })
 
     results = dict(
         mode=mode, environment=env, config=config, lam=LAM, loss="squared",
         data="tests/reference.planted_relu_problem(seed=0, n, d): planted 3-neuron ReLU teacher, noise 0.1",
         gates=f"cn.sample_gates(jax.random.PRNGKey({GATE_KEY}), X_float64, P) then cast to the run's dtype",
-        compare=compare, throughput=thr, precision=prec, targets=targets,
+        parts=parts, compare=compare, throughput=thr, precision=prec, targets=targets,
         total_seconds=time.perf_counter() - t_start,
     )
     table = summary(results)

@@ -169,6 +169,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="n=500, d=10, P=50 smoke run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method")
+    parser.add_argument("--tag", type=str, default=None,
+                        help="write path_<tag>.json (e.g. a GPU run)")
     args = parser.parse_args()
     n, d, num_gates = (500, 10, 50) if args.quick else (5000, 50, 500)
     results = dict(mode="quick" if args.quick else "full", environment=environment(),
@@ -178,7 +180,8 @@ def main():
     text = summary(results)
     results["summary"] = text
     log(text)
-    path = REPO / "benchmarks" / "results" / ("path_quick.json" if args.quick else "path.json")
+    stem = "path" + ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
+    path = REPO / "benchmarks" / "results" / f"{stem}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1))
     log(f"wrote {path}")

@@ -77,6 +77,8 @@ def main():
                         help="relative gap asked of the JAX solvers (default 1e-6; another "
                              "value adds _tol<value> to the JSON name). CVXPY always runs "
                              "at 1e-9")
+    parser.add_argument("--tag", type=str, default=None,
+                        help="append _<tag> to the JSON name (e.g. a GPU run)")
     args = parser.parse_args()
     config = CONFIGS["quick" if args.quick else "full"]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else config["sizes"]
@@ -137,6 +139,8 @@ def main():
     name = "relu_solvers_quick" if args.quick else "relu_solvers"
     if args.tol != TOL:
         name += f"_tol{args.tol:.0e}"
+    if args.tag:
+        name += f"_{args.tag}"
     out = REPO / "benchmarks" / "results" / (name + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(

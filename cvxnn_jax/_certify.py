@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from ._precision import full_precision
 from ._losses import LogisticLoss, Loss, SquaredLoss, get_loss
 from ._networks import ReLUNetwork
 from ._oracle import Oracle, exact_violation, has_exact_oracle, search_violations
@@ -107,6 +108,7 @@ def best_step(loss: Loss, predictions, y, direction, lam):
     return t, phi(t)
 
 
+@full_precision
 def certify(network: ReLUNetwork, X, y, lam, loss: str | Loss = "squared", *, key=None,
             oracle: Oracle = Oracle()) -> Certificate:
     """How far a two-layer ReLU network is from the global optimum, and how to improve it.

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from ._precision import full_precision
+
 
 class Faces(NamedTuple):
     """Cached active sets of ``k`` columns in ``d`` dimensions (``m = d`` slots each).
@@ -125,6 +127,7 @@ def _lawson_hanson(w, X, signs, inv_row_norms, idx, active, max_iter, threshold)
     return idx, active, finished | jnp.all(active)
 
 
+@full_precision
 def project_cones(W: Array, X: Array, signs: Array, faces: Faces, chunk: int = 32,
                   max_iter: int | None = None, rtol: float | None = None):
     """Project every column of ``W`` onto its cone ``{v : signs[:, j] * (X v) >= 0}``.

@@ -15,7 +15,10 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from ._precision import full_precision
 
+
+@full_precision
 def cone_decomposition(X: ArrayLike, gates: ArrayLike, weights: ArrayLike) -> Array:
     """ReLU weights ``[V | U]`` with ``v_i - u_i = w_i`` and ``v_i, u_i`` in their cones.
 

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from ._precision import full_precision
 from ._fit import _prepare, _solve, check_lam
 from ._path import check_lams, path_body, report_path, traced_setup
 from ._solution import Solution
@@ -58,6 +59,7 @@ def _sharded_path(setup, lams, mesh, warm_start: bool) -> Solution:
                          check_vma=False)(arrays, lams)
 
 
+@full_precision
 def fit_path_sharded(X, y, lams, *, devices=None, warm_start: bool = False, gates=None,
                      model: str = "gated_relu", loss="squared", solver=None, tol=1e-6,
                      max_steps=None, bias: bool = False, key=None, throw: bool = False,
@@ -102,6 +104,7 @@ def _replicated_solve(setup, lam, mesh) -> Solution:
     return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, replicated), solution)
 
 
+@full_precision
 def fit_data_parallel(X, y, lam=1e-3, *, devices=None, gates=None, model: str = "gated_relu",
                       loss="squared", solver=None, tol=1e-6, max_steps=None, bias: bool = False,
                       key=None, throw: bool = False, activation: str = "relu",

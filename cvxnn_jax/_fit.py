@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._precision import full_precision
 from ._growth import Grow, grow
 from ._losses import LogisticLoss, Loss, get_loss
 from ._networks import GatedReLUNetwork, relu_network, split_group
@@ -248,6 +249,7 @@ def _solve(setup: _Setup, lam, x0=None) -> Solution:
                        setup.solver, setup.bias, setup.slope, x0)
 
 
+@full_precision
 def fit(
     X,
     y,

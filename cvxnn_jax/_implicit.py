@@ -44,6 +44,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ._precision import full_precision
 from ._fit import _prepare, _solve, _Setup, check_lam
 from ._losses import Loss
 from ._networks import GatedReLUNetwork, relu_network, split_group
@@ -97,11 +98,13 @@ def _forward(static, X, y, lam, gates, tol, feasibility_tol, max_steps):
     return solution.weights, aux
 
 
+@full_precision
 def _weights_fwd(static, X, y, lam, gates, tol, feasibility_tol, max_steps):
     W, aux = _forward(static, X, y, lam, gates, tol, feasibility_tol, max_steps)
     return (W, aux), (W, X, y, lam, gates)
 
 
+@full_precision
 def _weights_bwd(static, residuals, cotangents):
     W, X, y, lam, gates = residuals
     v = cotangents[0]
@@ -195,6 +198,7 @@ def _solve_symmetric(static: _Static, operator, rhs):
 
 
 # ------------------------------------------------------------------ public
+@full_precision
 def differentiable_fit(
     X,
     y,

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from ._precision import full_precision
 from ._losses import Loss, get_loss
 from ._prox import safe_norm
 
@@ -115,6 +116,7 @@ def relu_network(W, slope: float, bias: bool) -> ReLUNetwork:
     return ReLUNetwork(W1=W1, w2=root * signs, slope=slope, bias=bias)
 
 
+@full_precision
 def nonconvex_objective(network, X, y, lam, loss: str | Loss = "squared") -> Array:
     """The non-convex training objective of a two-layer network.
 

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from ._precision import full_precision
 from ._patterns import enumerate_gates_1d, enumerate_gates_2d, gate_masks
 from ._programs.relu import activation
 from ._prox import safe_norm
@@ -119,6 +120,7 @@ def _ascend(X, rho, starts, signs, slope, num_steps: int):
     return U, signs * best
 
 
+@full_precision
 def search_violations(X, rho, slope=0.0, *, gates=None, neurons=None, key=None,
                       oracle: Oracle = Oracle()) -> Violations:
     """Search for unit vectors ``u`` with large ``|rho^T sigma(X u)|`` (heuristic).
@@ -214,6 +216,7 @@ def _exact_max(X, rho, slope, cells):
     return result
 
 
+@full_precision
 def exact_violation(X, rho, slope=0.0, cells=None) -> tuple[Array, Array]:
     """The exact ``max_{||u|| = 1} |rho^T sigma(X u)|`` and a unit attaining it.
 
@@ -235,6 +238,7 @@ def exact_violation(X, rho, slope=0.0, cells=None) -> tuple[Array, Array]:
     return jnp.where(take_hi, hi, lo), jnp.where(take_hi, u_hi, u_lo)
 
 
+@full_precision
 def exact_gated_violation(X, rho, cells=None) -> tuple[Array, Array]:
     """The exact ``max_g ||X^T D_g rho||`` over every pattern, and a gate attaining it.
 

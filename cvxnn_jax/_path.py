@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._precision import full_precision
 from ._fit import ConvergenceWarning, _prepare, _Setup, _solve
 from ._solution import Solution
 from ._solvers._results import RESULTS
@@ -102,6 +103,7 @@ def report_path(solution: Solution, lams, tol, throw: bool, name: str) -> Soluti
     return solution
 
 
+@full_precision
 def fit_path(
     X,
     y,

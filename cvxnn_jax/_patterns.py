@@ -14,6 +14,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from ._precision import full_precision
 from ._validation import check_data_matrix
 
 
@@ -23,6 +24,7 @@ def add_bias_column(X: ArrayLike) -> Array:
     return jnp.concatenate([X, jnp.ones(X.shape[:-1] + (1,), X.dtype)], axis=-1)
 
 
+@full_precision
 def gate_masks(X: ArrayLike, gates: ArrayLike) -> Array:
     """Pattern masks ``1[X g >= 0]`` for every gate, as ``X``'s float dtype.
 
@@ -49,6 +51,7 @@ def unique_patterns(X: ArrayLike, gates: ArrayLike) -> np.ndarray:
     return first[nonzero]
 
 
+@full_precision
 def sample_gates(key: Array, X: ArrayLike, num_gates: int) -> Array:
     """Sample Gaussian gates ``g ~ N(0, I)`` with distinct, non-empty patterns on ``X``.
 

@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from .._precision import full_precision
 from .._deep_networks import DeepNarrowNetwork, ThresholdNetwork
 from .._fit import report_convergence
 from .._losses import Loss, SquaredLoss
@@ -366,6 +367,7 @@ def check_depth_activation(depth, activation, negative_slope) -> None:
             raise ValueError(f"negative_slope must lie in [-1, 1) for leaky_relu, got {slope}")
 
 
+@full_precision
 def fit_1d(
     x,
     y,

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from .._precision import full_precision
 from .._deep_networks import DeepThresholdNetwork, ThresholdNetwork
 from .._fit import report_convergence, resolve_sampled_gates
 from .._losses import LogisticLoss, Loss, get_loss
@@ -67,6 +68,7 @@ def recover_threshold_network(gates: Array, z: Array, *, bias: bool = False,
                             activation, bias)
 
 
+@full_precision
 def fit_threshold(
     X,
     y,
@@ -263,6 +265,7 @@ class ShatteredSolution(eqx.Module):
     lam: Array
 
 
+@full_precision
 def fit_deep_threshold(X, y, lam=1e-3, *, key=None) -> ShatteredSolution:
     """Train a deep threshold network (squared loss) whose hidden layer shatters ``X``.
 

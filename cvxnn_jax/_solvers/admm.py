@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .._precision import full_precision
 from .._programs.relu import ReLUProgram
 from ._results import RESULTS
 
@@ -198,6 +199,7 @@ def _solve_W(program, factors, rhs: Array, W_guess: Array, solver) -> Array:
 
 
 # ---------------------------------------------------------------- the loop
+@full_precision
 def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
                solver: ADMM = ADMM()) -> ADMMState:
     """Solve the ReLU program by ADMM from ``W0`` (``(d, 2P)``).

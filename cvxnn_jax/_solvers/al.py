@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .._precision import full_precision
 from .._programs._base import CompositeProgram
 from .._programs.relu import ReLUProgram
 from ._results import RESULTS
@@ -228,6 +229,7 @@ def _stationarity(augmented: AugmentedProgram, inner: FISTAState) -> Array:
     return jnp.linalg.norm(mapped) / (t * scale)
 
 
+@full_precision
 def al_solve(
     program: ReLUProgram, W0, tol, feasibility_tol, max_steps, solver: AugmentedLagrangian = AugmentedLagrangian()
 ) -> ALState:

@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .._precision import full_precision
 from ._results import RESULTS
 
 
@@ -287,6 +288,7 @@ class FISTA(eqx.Module):
         return state.gap <= tol * jnp.abs(state.objective)
 
 
+@full_precision
 def fista_solve(
     program, x0, tol, max_steps, solver: FISTA = FISTA()
 ) -> FISTAState:
