@@ -8,6 +8,14 @@ zero for two solves in a row are dropped, and the program is re-solved from the
 previous weights. Growth stops when the oracle finds no violation above ``Grow.tol``
 (relative to ``lam``), or at the round or time budget.
 
+Growth can start from a trained network instead of sampled gates
+(``Grow(initial_network=...)``, for example one trained by optax Adam): its neurons'
+activation patterns become the first columns and the reverse map of DESIGN.md section 2
+(neurons grouped by pattern and by the sign of their output weight,
+``v_p = sum_j |alpha_j| w_j``) the first solve's warm start. That point is feasible and its
+convex objective is at most the network's objective, so the convex optimum over those
+patterns is too, and the oracle then adds the patterns the network lacks.
+
 The number of patterns is padded to a power of two (at least 16) by repeating the
 first gate, so the rounds share a handful of compilations; a repeated pattern changes
 nothing in the optimum (its weights fold into the original's). Runs outside ``jit``:
@@ -25,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from ._networks import ReLUNetwork
 from ._oracle import (
     Oracle,
     exact_cells,
@@ -53,6 +62,9 @@ class Grow(eqx.Module):
     - exact: use the exact oracle where one exists (1 or 2 features and ``bias=True``):
       None (default) chooses it when available; False forces the heuristic search.
     - oracle: settings of the heuristic search.
+    - initial_network: a :class:`ReLUNetwork` to start from instead of
+      ``initial_gates`` sampled gates (its ``bias`` must match ``fit``'s): the first
+      columns are its neurons' activation patterns, warm-started at its reverse map.
     """
 
     initial_gates: int = 16
@@ -62,7 +74,7 @@ class Grow(eqx.Module):
     max_seconds: float | None = None
     exact: bool | None = None
     oracle: Oracle = Oracle()
-
+    initial_network: ReLUNetwork | None = None
 
     def __check_init__(self):
         for name in ("initial_gates", "max_rounds", "patterns_per_round"):
@@ -76,6 +88,10 @@ class Grow(eqx.Module):
             raise ValueError(f"Grow.tol must be >= 0, got {self.tol}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"Grow.max_seconds must be > 0 or None, got {self.max_seconds}")
+        if self.initial_network is not None and not isinstance(self.initial_network,
+                                                               ReLUNetwork):
+            raise TypeError("Grow.initial_network must be a cvxnn_jax.ReLUNetwork, got "
+                            f"{type(self.initial_network).__name__}")
 
 
 class GrowthInfo(eqx.Module):
@@ -171,6 +187,45 @@ class _Patterns:
                 solution.weights)
         return solution, predictions
 
+    def seed(self, network: ReLUNetwork):
+        """Start from ``network``'s patterns, warm-started at its reverse map."""
+        X = self.setup.X
+        if network.W1.shape[0] != X.shape[1] or network.bias != self.setup.bias:
+            raise ValueError(
+                f"Grow.initial_network has W1 of shape {network.W1.shape} and bias="
+                f"{network.bias}, but fit's data has {X.shape[1]} columns"
+                f"{' with' if self.setup.bias else ' without'} the bias column (bias="
+                f"{self.setup.bias})")
+        expected = self.setup.slope if self.relu else 0.0
+        if network.slope != expected:
+            raise ValueError(f"Grow.initial_network has activation slope {network.slope}, "
+                             f"the {self.setup.model} program's is {expected}")
+        W1 = np.asarray(network.W1, np.float64)
+        w2 = np.asarray(network.w2, np.float64)
+        used = (w2 != 0) & np.any(W1 != 0, axis=0)
+        if not used.any():
+            raise ValueError("Grow.initial_network has no neuron with non-zero weights")
+        W1, w2 = W1[:, used], w2[used]
+        # Neurons with one pattern share a column: v_p and u_p sum |alpha_j| w_j over
+        # the positive and the negative output weights.
+        keys = _pattern_keys(X, jnp.asarray(W1, X.dtype))
+        columns, group, representative = {}, np.empty(len(keys), int), []
+        for j, pattern in enumerate(keys):
+            if pattern not in columns:
+                columns[pattern] = len(representative)
+                representative.append(j)
+            group[j] = columns[pattern]
+        P = len(representative)
+        scaled = W1 * np.abs(w2)
+        positive = np.zeros((W1.shape[0], P))
+        negative = np.zeros((W1.shape[0], P))
+        np.add.at(positive.T, group[w2 > 0], scaled[:, w2 > 0].T)
+        np.add.at(negative.T, group[w2 < 0], scaled[:, w2 < 0].T)
+        self.units = W1[:, representative]
+        dtype = np.asarray(X).dtype
+        self.weights = (np.concatenate([positive, negative], axis=1) if self.relu
+                        else positive - negative).astype(dtype)
+
     def zero(self):
         P = self.units.shape[1]
         norms = np.linalg.norm(self.weights, axis=0)
@@ -199,6 +254,8 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
     slope = setup.slope
     search_key = jax.random.fold_in(key, 1)
     columns = _Patterns(setup, solve)
+    if spec.initial_network is not None:
+        columns.seed(spec.initial_network)
     zero_streak = np.zeros(columns.units.shape[1], int)
     exact = has_exact_oracle(X, setup.bias) if spec.exact is None else bool(spec.exact)
     if exact and not has_exact_oracle(X, setup.bias):

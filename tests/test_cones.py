@@ -67,3 +67,26 @@ def test_unfinished_projection_still_bounds_the_norm():
     short = np.linalg.norm(np.asarray(P_short), axis=0)
     assert np.all(short >= exact - 1e-12)
     assert np.any(short > exact + 1e-6)
+
+
+def test_columns_bounded_below_the_threshold_skip_the_projection():
+    # Faces cached on other points give each column a point w + R^T gamma (gamma >= 0);
+    # where its norm is under bound_below the column is returned as that point: never
+    # shorter than the projection, and under the bound. The others are projected exactly.
+    X, signs, W = _cones(4, n=60, d=5, k=16)
+    args = (jnp.asarray(X), jnp.asarray(signs))
+    _, faces, _ = project_cones(jnp.asarray(W), *args, empty_faces(5, 16, jnp.float64))
+    rng = np.random.default_rng(5)
+    W_new = jnp.asarray(W + 0.3 * rng.standard_normal(W.shape))
+    exact, _, _ = project_cones(W_new, *args, faces)
+    exact_norms = np.linalg.norm(np.asarray(exact), axis=0)
+    bound = float(np.median(exact_norms)) + 0.2
+    P, _, finished = project_cones(W_new, *args, faces, bound_below=bound)
+    norms = np.linalg.norm(np.asarray(P), axis=0)
+    skipped = ~np.isclose(norms, exact_norms, rtol=0, atol=1e-10)
+    assert bool(finished) and skipped.any() and not skipped.all()
+    assert np.all(norms[skipped] <= bound) and np.all(norms[skipped] >= exact_norms[skipped])
+    # So the prox of bound * ||.|| + I_K (a group soft-threshold of the projection) is
+    # the same from either.
+    shrink = lambda Q: Q * np.maximum(1.0 - bound / np.maximum(np.linalg.norm(Q, axis=0), 1e-300), 0.0)
+    np.testing.assert_allclose(shrink(np.asarray(P)), shrink(np.asarray(exact)), rtol=0, atol=1e-12)

@@ -92,6 +92,40 @@ def test_relu_growth_reaches_the_exact_enumeration_optimum():
     assert float(sol.growth.lower_bound) <= optimum * (1 + 1e-9)
 
 
+def test_growth_from_a_trained_network_starts_at_its_patterns_and_reaches_the_optimum():
+    X, y = _two_d_problem()
+    lam = 1e-2
+    Xb = cn.add_bias_column(X)
+    rng = np.random.default_rng(7)
+    W1 = rng.standard_normal((3, 5))
+    # Neuron 1 is neuron 0 scaled (same pattern, one column), neuron 4 is unused.
+    W1[:, 1] = 0.5 * W1[:, 0]
+    w2 = np.array([0.8, 0.3, -1.2, 0.6, 0.0])
+    network = cn.ReLUNetwork(jnp.asarray(W1), jnp.asarray(w2), bias=True)
+    patterns = np.unique(np.asarray(cn.gate_masks(Xb, W1[:, :4])), axis=1)
+    assert patterns.shape[1] == 3
+    on_its_patterns = cvxpy_relu(Xb, y, patterns, lam)[0]
+    optimum = cvxpy_relu(Xb, y, cn.gate_masks(Xb, cn.enumerate_gates_2d(X)), lam)[0]
+    kwargs = dict(model="relu", solver="fista", bias=True, tol=1e-9, max_steps=100_000)
+
+    # No growth round: the optimum over the network's own patterns, below its objective.
+    with pytest.warns(cn.GrowthWarning, match="max_rounds"):
+        first = cn.fit(X, y, lam, gates=cn.Grow(initial_network=network, max_rounds=0),
+                       **kwargs)
+    assert first.growth.history_num_patterns[0] == 3 and bool(first.converged)
+    np.testing.assert_allclose(float(first.objective), on_its_patterns, rtol=1e-6)
+    assert float(first.objective) <= float(cn.nonconvex_objective(network, X, y, lam))
+
+    grown = cn.fit(X, y, lam, gates=cn.Grow(initial_network=network, tol=1e-5), **kwargs)
+    assert grown.growth.stopped == "no violation" and bool(grown.converged)
+    np.testing.assert_allclose(float(grown.objective), optimum, rtol=1e-6)
+
+    with pytest.raises(ValueError, match="initial_network"):
+        cn.fit(X, y, lam, gates=cn.Grow(initial_network=network), model="relu", bias=False)
+    with pytest.raises(TypeError, match="initial_network"):
+        cn.Grow(initial_network=W1)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_oracle_finds_a_pattern_that_improves_the_objective(seed):
     """Planted: a teacher neuron whose pattern the sampled gates miss. Whenever adding that

@@ -1,7 +1,7 @@
 """The Lasso over an explicit dictionary: ``min_z L(A z, y) + lam ||z||_1``.
 
 Used by the 1-D deep and threshold programs (their dictionaries are the features of
-every unit) and by pattern growth over fixed neurons (``Grow(columns="neurons")``).
+every unit).
 """
 
 from __future__ import annotations

@@ -190,7 +190,8 @@ class ProjectedReLUProgram(CompositeProgram):
         threshold = step * self.relu.lam
         # ||Proj_K(w)|| <= ||w||: a column that the threshold zeroes needs no projection.
         W = jnp.where(safe_norm(W, axis=0) > threshold, W, 0.0)
-        projected, faces, _ = project_cones(W, self.relu.X, self.signs, faces)
+        projected, faces, _ = project_cones(W, self.relu.X, self.signs, faces,
+                                            bound_below=threshold)
         return _prox_columns(projected, self.relu.lam, step), faces
 
     def prox(self, W, step):
@@ -205,7 +206,7 @@ class ProjectedReLUProgram(CompositeProgram):
         # ||Proj(g)|| <= ||g||: columns already within lam cannot set the scale.
         large = norms > lam
         projected, _, _ = project_cones(jnp.where(large, At_rho, 0.0), self.relu.X,
-                                        self.signs, faces)
+                                        self.signs, faces, bound_below=lam)
         max_norm = jnp.max(jnp.where(large, safe_norm(projected, axis=0), norms))
         lower = self.relu.loss.dual(dual_scale(max_norm, lam) * rho, self.relu.y)
         upper = self.relu.network_objective(W)
