@@ -303,8 +303,10 @@ def main():
                         help="share of the budget Adam runs before Adam-seeded growth")
     parser.add_argument("--seed-steps", type=int, default=200,
                         help="FISTA steps per round of Adam-seeded growth")
+    parser.add_argument("--tag", type=str, default=None,
+                        help="append _<tag> to the output names (e.g. a GPU run)")
     args = parser.parse_args()
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     if args.table_only:

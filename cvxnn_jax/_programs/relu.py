@@ -29,7 +29,9 @@ from jax import Array
 from .._cones import Faces, empty_faces, project_cones
 from .._losses import Loss
 from .._prox import prox_group_l2, safe_norm
+from .._solvers.newton import newton_polish
 from ._base import CompositeProgram, dual_scale
+from .gated_relu import group_lasso_certificate
 
 _prox_columns = jax.vmap(prox_group_l2, in_axes=(1, None, None), out_axes=1)
 
@@ -197,6 +199,31 @@ class ProjectedReLUProgram(CompositeProgram):
     def prox(self, W, step):
         return self.prox_with_state(W, step, self.init_prox_state(W))[0]
 
+    can_polish = True
+
+    def polish(self, W, max_newton, max_cg, tol):
+        """Newton on the faces of ``W``'s cones (:class:`FaceProgram`).
+
+        Newton's point may cross constraints that are inactive at ``W``; the step is
+        then cut to the last feasible point of the segment (the slacks are linear in the
+        step). The objective is convex along the segment and no higher at its end, so the
+        result is feasible and never worse than ``W``.
+        """
+        faces = FaceProgram.build(self, W)
+        U, products = newton_polish(faces, faces.coordinates(W), max_newton, max_cg, tol)
+        step = faces.weights(U) - W
+        slack = self.signs * (self.relu.X @ W)
+        change = self.signs * (self.relu.X @ step)
+        # Round-off on the faces' own rows is no crossing.
+        ulps = 16.0 * jnp.finfo(W.dtype).eps * faces.row_norms[:, None] * (
+            safe_norm(W, axis=0) + safe_norm(step, axis=0))
+        crossing = slack + change < -ulps
+        ratios = jnp.where(crossing, jnp.maximum(slack, 0.0)
+                           / jnp.where(crossing, jnp.maximum(slack, 0.0) - change, 1.0), 1.0)
+        W_new = W + jnp.minimum(jnp.min(ratios), 1.0) * step
+        keep = jnp.all(jnp.isfinite(W_new)) & (self.objective(W_new) <= self.objective(W))
+        return jnp.where(keep, W_new, W), products
+
     def certificate(self, W, z, rho, At_rho):
         return self.certificate_with_state(W, z, rho, At_rho, self.init_prox_state(W))
 
@@ -211,3 +238,80 @@ class ProjectedReLUProgram(CompositeProgram):
         lower = self.relu.loss.dual(dual_scale(max_norm, lam) * rho, self.relu.y)
         upper = self.relu.network_objective(W)
         return upper - lower, lower
+
+
+class FaceProgram(CompositeProgram):
+    """The ReLU program restricted to the faces of its cones on which ``W`` lies.
+
+    Column ``j``'s face is the subspace ``{w : x_i^T w = 0 for the rows i whose cone
+    constraint is active at w_j}``; ``basis[j]`` (``(d, d)``) holds an orthonormal basis
+    of it in its first columns and zeros after. In the coordinates ``U`` (``(d, 2P)``,
+    ``w_j = basis[j] u_j``) the program is a plain column-group lasso, smooth on its
+    support, which is what Newton polish (``_solvers/newton.py``) needs: ProjectedReLU
+    FISTA identifies the faces long before its certificate settles, as it does the
+    support for gated ReLU. The inactive constraints are not part of this program: the
+    caller checks them on the polished point.
+    """
+
+    projected: ProjectedReLUProgram
+    basis: Array  # (2P, d, d)
+    row_norms: Array  # (n,)
+
+    @classmethod
+    def build(cls, projected: ProjectedReLUProgram, W: Array) -> "FaceProgram":
+        X = projected.relu.X
+        dtype = X.dtype
+        row_norms = safe_norm(X, axis=1)
+        # A row is on the face when its slack is round-off: the cone projection puts
+        # active rows at zero up to a few ulps of ||x_i|| ||w_j||.
+        slack = projected.signs * (X @ W)
+        scale = row_norms[:, None] * safe_norm(W, axis=0)[None, :]
+        active = (jnp.abs(slack) <= jnp.sqrt(jnp.finfo(dtype).eps) * scale).astype(dtype)
+        unit_rows = X / jnp.where(row_norms > 0, row_norms, 1.0)[:, None]
+        gram = jnp.einsum("nj,nd,ne->jde", active, unit_rows, unit_rows)
+        values, vectors = jnp.linalg.eigh(gram)
+        null = values <= 1e3 * jnp.finfo(dtype).eps * jnp.maximum(values[:, -1:], 1.0)
+        return cls(projected, vectors * null[:, None, :].astype(dtype), row_norms)
+
+    @property
+    def y(self) -> Array:
+        return self.projected.y
+
+    @property
+    def loss(self) -> Loss:
+        return self.projected.loss
+
+    @property
+    def lam(self) -> Array:
+        return self.projected.relu.lam
+
+    def coordinates(self, W: Array) -> Array:
+        return jnp.einsum("jdk,dj->kj", self.basis, W)
+
+    def weights(self, U: Array) -> Array:
+        return jnp.einsum("jdk,kj->dj", self.basis, U)
+
+    def matvec(self, U):
+        return self.projected.matvec(self.weights(U))
+
+    def rmatvec(self, r):
+        return self.coordinates(self.projected.rmatvec(r))
+
+    def regulariser(self, U):
+        return self.lam * jnp.sum(safe_norm(U, axis=0))
+
+    def prox(self, U, step):
+        return _prox_columns(U, self.lam, step)
+
+    def certificate(self, U, z, rho, At_rho):
+        return group_lasso_certificate(self, U, z, rho, At_rho)
+
+    def gram_diagonal(self, c):
+        """Diagonal of ``A^T diag(c) A`` in face coordinates, ``(d, 2P)``."""
+        X = self.projected.relu.X
+        weighted = c[:, None] * self.projected.coefficients ** 2  # (n, 2P)
+        gram = jnp.einsum("nj,nd,ne->jde", weighted, X, X)
+        return jnp.einsum("jdk,jde,jek->kj", self.basis, gram, self.basis)
+
+    def init_x(self):
+        return self.projected.init_x()

@@ -21,7 +21,8 @@ is far tighter once the support settles. The best dual value seen is kept: any f
 dual point bounds the optimum from below. The loop stops when
 ``gap <= tol * objective``.
 
-Newton polish (programs with ``can_polish``, the column-group lassos; only for
+Newton polish (programs with ``can_polish``: the column-group lassos, and ReLU on the
+faces of its cones; only for
 ``tol <= polish_tol``): once the relative gap falls below ``polish_gap`` (then
 ``polish_gap * polish_factor``, ... for at most ``polish_rounds`` rounds) and the zero
 pattern has held for ``polish_stable`` steps, the iterate is handed to Newton's method
