@@ -6,7 +6,6 @@ the traced programs, so it runs on the CPU, where the setting changes no numbers
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import cvxnn_jax as cn

@@ -218,8 +218,8 @@ class ProjectedReLUProgram(CompositeProgram):
         ulps = 16.0 * jnp.finfo(W.dtype).eps * faces.row_norms[:, None] * (
             safe_norm(W, axis=0) + safe_norm(step, axis=0))
         crossing = slack + change < -ulps
-        ratios = jnp.where(crossing, jnp.maximum(slack, 0.0)
-                           / jnp.where(crossing, jnp.maximum(slack, 0.0) - change, 1.0), 1.0)
+        room = jnp.maximum(slack, 0.0)
+        ratios = jnp.where(crossing, room / jnp.where(crossing, room - change, 1.0), 1.0)
         W_new = W + jnp.minimum(jnp.min(ratios), 1.0) * step
         keep = jnp.all(jnp.isfinite(W_new)) & (self.objective(W_new) <= self.objective(W))
         return jnp.where(keep, W_new, W), products
