@@ -6,8 +6,8 @@
 For n in {500, 2000, 10000}, d = 20, P = 200 sampled gates (planted two-layer ReLU
 teacher, squared loss, lam = 1e-3, float64), it measures the wall time of
 ``fit(..., model="relu", solver=s, tol=1e-6, feasibility_tol=1e-6)`` (``--tol``) for s in
-{"al", "admm", "fista"} (``--solvers``; median of ``--runs`` runs after a compile run,
-each capped by ``--max-steps`` / ``--max-steps-admm``), and the wall time of ``tests/reference.cvxpy_relu`` (CVXPY
+{"al", "admm", "fista", "ipm"} (``--solvers``; median of ``--runs`` runs after a compile run,
+each capped by ``--max-steps`` / ``--max-steps-admm`` / ``--max-steps-ipm``), and the wall time of ``tests/reference.cvxpy_relu`` (CVXPY
 construction + Clarabel at 1e-9) on the same masks for n up to ``--cvxpy-max-n``. It
 prints a table (time, converged, relative gap, violation, steps, speed-up over CVXPY,
 the faster JAX solver per n) and writes every raw figure to
@@ -68,11 +68,14 @@ def main():
                         help="step cap per AL or FISTA solve (FISTA steps)")
     parser.add_argument("--max-steps-admm", type=int, default=5_000,
                         help="step cap per ADMM solve (iterations; each costs a factored solve)")
+    parser.add_argument("--max-steps-ipm", type=int, default=200,
+                        help="step cap per interior-point solve (iterations; each costs an "
+                             "n x n Cholesky factorisation)")
     parser.add_argument("--cvxpy-max-n", type=int, default=2000,
                         help="largest n given to CVXPY/Clarabel (it is run once per size)")
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated n values")
     parser.add_argument("--solvers", type=str, default="al,admm,fista",
-                        help="comma-separated subset of al, admm, fista")
+                        help="comma-separated subset of al, admm, fista, ipm")
     parser.add_argument("--tol", type=float, default=TOL,
                         help="relative gap asked of the JAX solvers (default 1e-6; another "
                              "value adds _tol<value> to the JSON name). CVXPY always runs "
@@ -83,7 +86,7 @@ def main():
     config = CONFIGS["quick" if args.quick else "full"]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else config["sizes"]
     solvers = [s for s in args.solvers.split(",") if s]
-    unknown = set(solvers) - {"al", "admm", "fista"}
+    unknown = set(solvers) - {"al", "admm", "fista", "ipm"}
     if unknown:
         parser.error(f"unknown solvers {sorted(unknown)}")
 
@@ -93,7 +96,8 @@ def main():
         gates = cn.sample_gates(jax.random.PRNGKey(0), X, config["gates"])
         record = dict(n=n, d=config["d"], P=int(gates.shape[1]))
         for solver in solvers:
-            max_steps = args.max_steps_admm if solver == "admm" else args.max_steps
+            max_steps = {"admm": args.max_steps_admm, "ipm": args.max_steps_ipm}.get(
+                solver, args.max_steps)
             compile_time, _ = solve_once(X, y, gates, solver, max_steps, args.tol)
             times, sol = [], None
             for _ in range(args.runs):
@@ -150,6 +154,7 @@ def main():
         settings=dict(lam=LAM, tol=args.tol, feasibility_tol=FEASIBILITY_TOL, runs=args.runs,
                       solvers=solvers, max_steps=args.max_steps,
                       max_steps_admm=args.max_steps_admm,
+                      max_steps_ipm=args.max_steps_ipm,
                       cvxpy_max_n=args.cvxpy_max_n,
                       target_speedup=TARGET_SPEEDUP),
         records=records,

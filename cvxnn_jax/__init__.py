@@ -40,6 +40,7 @@ from ._prox import (
 from ._solution import Solution as Solution
 from ._solvers._results import RESULTS as RESULTS
 from ._solvers.admm import ADMM as ADMM, admm_solve as admm_solve
+from ._solvers.ipm import InteriorPoint as InteriorPoint, ipm_solve as ipm_solve
 from ._solvers.al import AugmentedLagrangian as AugmentedLagrangian, al_solve as al_solve
 from ._solvers.fista import FISTA as FISTA, FISTAState as FISTAState, fista_solve as fista_solve
 

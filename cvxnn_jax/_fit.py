@@ -22,6 +22,7 @@ from ._solvers._results import RESULTS
 from ._solvers.admm import ADMM, admm_solve
 from ._solvers.al import AugmentedLagrangian, al_solve
 from ._solvers.fista import FISTA, fista_solve
+from ._solvers.ipm import InteriorPoint, ipm_solve
 from ._validation import (
     check_data_matrix,
     check_gates,
@@ -99,6 +100,12 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
     elif isinstance(solver, ADMM):
         state = admm_solve(program, x0, tol, feasibility_tol, max_steps, solver)
         W = state.W_split
+        figures = (state.num_steps, state.objective, state.gap, state.best_dual,
+                   state.violation, state.result)
+    elif isinstance(solver, InteriorPoint):
+        # Starts inside the cones, along the gates; a warm start x0 is not used.
+        state = ipm_solve(program, gates, tol, feasibility_tol, max_steps, solver)
+        W = state.W
         figures = (state.num_steps, state.objective, state.gap, state.best_dual,
                    state.violation, state.result)
     else:
@@ -202,10 +209,13 @@ def _prepare(X, y, lam, lam_check, *, gates, model, loss, solver, tol, max_steps
             solver = ADMM()
         elif solver == "fista":
             solver = FISTA()
-        elif not isinstance(solver, (AugmentedLagrangian, ADMM, FISTA)):
-            raise ValueError("solver must be None, 'al', 'admm', 'fista' or an "
-                             f"AugmentedLagrangian/ADMM/FISTA instance for 'relu', got {solver!r}")
-        default_steps = 20_000 if isinstance(solver, ADMM) else 100_000
+        elif solver == "ipm":
+            solver = InteriorPoint()
+        elif not isinstance(solver, (AugmentedLagrangian, ADMM, FISTA, InteriorPoint)):
+            raise ValueError("solver must be None, 'al', 'admm', 'fista', 'ipm' or an "
+                             "AugmentedLagrangian/ADMM/FISTA/InteriorPoint instance for "
+                             f"'relu', got {solver!r}")
+        default_steps = {ADMM: 20_000, InteriorPoint: 100}.get(type(solver), 100_000)
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     if activation != "relu" and model != "relu":
@@ -287,10 +297,14 @@ def fit(
     - solver: gated ReLU: ``None``/``"fista"`` or a ``FISTA``; ReLU: ``None``/``"al"``
       (augmented Lagrangian), ``"admm"``, ``"fista"`` (FISTA whose prox is the exact
       projection onto the cones, :class:`ProjectedReLUProgram`: feasible iterates, tight
-      certificates, costlier steps), or an ``AugmentedLagrangian``/``ADMM``/``FISTA``.
+      certificates, costlier steps), ``"ipm"`` (a primal-dual interior-point method,
+      :class:`InteriorPoint`: tens of Newton iterations, each an ``n x n`` Cholesky
+      factorisation, so for moderate ``n``; float64; it starts inside the cones along
+      the gates and ignores warm starts), or an
+      ``AugmentedLagrangian``/``ADMM``/``FISTA``/``InteriorPoint``.
     - tol: relative duality gap at which to stop (``gap <= tol * objective``).
     - max_steps: iteration budget (default 10 000 for gated FISTA, 100 000 steps for AL
-      and ReLU FISTA, 20 000 for ADMM).
+      and ReLU FISTA, 20 000 for ADMM, 100 for the interior-point method).
     - bias: append a column of ones to ``X`` (the network then adds it to each input).
     - key: ``jax.random`` key for sampling gates (default ``PRNGKey(0)``).
     - throw: raise (through ``equinox.error_if``) if the solve does not converge.

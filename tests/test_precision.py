@@ -56,11 +56,11 @@ def test_the_check_sees_default_precision_products(data32):
 
 
 @pytest.mark.parametrize("model,solver", [("gated_relu", None), ("relu", "fista"),
-                                          ("relu", "al"), ("relu", "admm")])
+                                          ("relu", "al"), ("relu", "admm"), ("relu", "ipm")])
 def test_fit_traces_every_product_at_highest_precision(data32, model, solver):
     X, y, gates = data32
     solver = {None: None, "fista": cn.FISTA(), "al": cn.AugmentedLagrangian(),
-              "admm": cn.ADMM()}[solver]
+              "admm": cn.ADMM(), "ipm": cn.InteriorPoint()}[solver]
     _assert_all_highest(lambda X, y, lam: cn.fit(X, y, lam, gates=gates, model=model,
                                                  solver=solver, max_steps=5).objective,
                         X, y, jnp.float32(1e-2))

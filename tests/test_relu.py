@@ -47,6 +47,12 @@ CASES = [
      "relu"),
     ("diabetes-squared-fista", _diabetes, "squared", 1e-2, "fista", "relu"),
     ("random-absolute-fista", lambda: _random(3), "squared", 1e-2, "fista", "absolute"),
+    # The primal-dual interior-point method (Woodbury-factored Newton steps).
+    ("random-squared-ipm", lambda: _random(0), "squared", 1e-2, "ipm", "relu"),
+    ("random-logistic-ipm", lambda: _random(1, loss="logistic"), "logistic", 1e-2, "ipm", "relu"),
+    ("diabetes-squared-ipm", _diabetes, "squared", 1e-2, "ipm", "relu"),
+    ("random-leaky-ipm", lambda: _random(2), "squared", 1e-2, "ipm", "leaky_relu"),
+    ("random-absolute-ipm", lambda: _random(3), "squared", 1e-2, "ipm", "absolute"),
 ]
 SLOPES = {"relu": 0.0, "leaky_relu": 0.01, "absolute": -1.0}
 
@@ -82,7 +88,8 @@ def test_relu_solvers_match_cvxpy(name, make, loss, lam, solver, activation):
                                objective, rtol=1e-12)
 
 
-def test_whitened_closed_form():
+@pytest.mark.parametrize("solver", [None, "ipm"])
+def test_whitened_closed_form(solver):
     # n <= d with orthonormal rows (X X^T = I); a gate X^T (2D - 1) realises every
     # pattern D strictly, so all 2^n patterns are present (DESIGN.md section 4, item 1).
     n, d = 4, 7
@@ -99,8 +106,8 @@ def test_whitened_closed_form():
         norm = np.linalg.norm(part)
         expected += 0.5 * min(norm, beta) ** 2 + beta * max(norm - beta, 0.0)
     expected /= n
-    sol = cn.fit(X, y, lam, gates=gates, model="relu", tol=1e-10, feasibility_tol=1e-12,
-                 max_steps=200_000)
+    sol = cn.fit(X, y, lam, gates=gates, model="relu", solver=solver, tol=1e-10,
+                 feasibility_tol=1e-12, max_steps=None if solver == "ipm" else 200_000)
     assert bool(sol.converged)
     np.testing.assert_allclose(float(sol.objective), expected, rtol=1e-8)
 
@@ -159,7 +166,8 @@ def _adam_objective(X, y, lam, width, seed, steps=3000, learning_rate=1e-2):
     return float(run(params))
 
 
-@pytest.mark.parametrize("dimension,solver", [(1, "admm"), (2, "admm"), (2, "fista")])
+@pytest.mark.parametrize("dimension,solver",
+                         [(1, "admm"), (2, "admm"), (2, "fista"), (1, "ipm"), (2, "ipm")])
 def test_exact_patterns_reach_the_global_optimum(dimension, solver):
     rng = np.random.default_rng(dimension)
     n = 12
