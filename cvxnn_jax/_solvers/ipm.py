@@ -32,7 +32,9 @@ asked for; the iteration count grows slowly with the problem (tens of iterations
 
 Start: each column at a multiple of its gate ``g_j``, which lies in its cone (``S_j X g_j
 >= 0`` by the definition of the pattern), so the start is feasible; rows on the cone's
-boundary (ties) get a small positive slack and the Newton steps remove the residual.
+boundary (ties) get a small positive slack and the Newton steps remove the residual. The
+multiple (``InteriorPoint.initial_scale``) puts the start deep inside the cones, which
+saves iterations.
 
 Certificate (DESIGN.md section 2): on the central path ``X^T (C_j rho + S2_j z_j) =
 lam w_j / t_j`` with ``rho = -grad L``, a dual point of norm below ``lam``; the solver
@@ -41,8 +43,7 @@ evaluates :meth:`ReLUProgram.certificate` with ``rho`` and ``gamma = z`` every i
 being the recovered network's objective. It stops when ``gap <= tol * objective`` and the
 cone violation is ``<= feasibility_tol``. On exit, columns that the barrier keeps at a
 tiny non-zero norm (``||w_j|| < 2e4 mu / lam``) are set to zero when that keeps the
-certificate, so the recovered network has only its real
-neurons.
+certificate, so the recovered network has only its real neurons.
 
 Float64 is the precision this method is meant for: the barrier's curvature grows like
 ``1 / mu`` and float32 stops improving near a relative gap of ``1e-4`` (it then reports
@@ -70,12 +71,17 @@ class InteriorPoint(eqx.Module):
     **Fields:**
     - step_fraction: fraction of the step to the boundary of ``s, z > 0`` that is taken.
     - min_centering: lower bound of Mehrotra's centring parameter ``sigma``.
+    - initial_scale: the start's weights, in units of weights whose predictions have the
+      size of the targets. A start deep inside the cones takes fewer iterations:
+      measured on the n = 500 benchmark problem, 58 iterations at 1, 43 at 100 (squared
+      loss), 58 and 35 (logistic).
     - ridge: diagonal shift of each ``d x d`` block, relative to its largest diagonal
       entry (keeps the factorisation defined when round-off exceeds the smallest
       curvature, late in the solve).
     """
 
     step_fraction: float = eqx.field(static=True, default=0.99)
+    initial_scale: float = eqx.field(static=True, default=100.0)
     min_centering: float = eqx.field(static=True, default=1e-6)
     ridge: float = eqx.field(static=True, default=1e-14)
 
@@ -84,6 +90,8 @@ class InteriorPoint(eqx.Module):
             raise ValueError(f"step_fraction must lie in (0, 1), got {self.step_fraction}")
         if not 0 <= self.min_centering < 1:
             raise ValueError(f"min_centering must lie in [0, 1), got {self.min_centering}")
+        if not self.initial_scale > 0:
+            raise ValueError(f"initial_scale must be > 0, got {self.initial_scale}")
         if not self.ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {self.ridge}")
 
@@ -118,7 +126,7 @@ def _max_step(v: Array, dv: Array, fraction) -> Array:
     return jnp.minimum(1.0, fraction * jnp.min(ratio))
 
 
-def initial_point(program: ReLUProgram, directions: Array):
+def initial_point(program: ReLUProgram, directions: Array, initial_scale=1.0):
     """A start inside the cones: column ``j`` (and ``P + j``) along ``directions[:, j]``.
 
     ``directions`` is ``(d, P)`` with ``S_j * (X g_j) >= 0`` (the gates of the patterns).
@@ -134,7 +142,7 @@ def initial_point(program: ReLUProgram, directions: Array):
     # ||x|| ||w|| / 2 (half the rows are active).
     row = jnp.mean(safe_norm(X, axis=1))
     target = jnp.maximum(jnp.sqrt(jnp.mean(y * y)), 1.0)
-    scale = target / (jnp.maximum(row, tiny) * jnp.sqrt(2.0 * P))
+    scale = initial_scale * target / (jnp.maximum(row, tiny) * jnp.sqrt(2.0 * P))
     W = scale * jnp.concatenate([g, g], axis=1)
     slack = program.signs() * (X @ W)
     # Ties (rows on the cone's boundary) get a small slack; the residual is removed by
@@ -199,8 +207,14 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         # of 1e-11 already held the certificate at 2e-5 on the benchmark problem.
         largest = jnp.max(jnp.diagonal(blocks, axis1=1, axis2=2), axis=1)[:, None, None]
         factor = jnp.linalg.cholesky(blocks + solver.ridge * largest * eye_d)
-        retry = jnp.linalg.cholesky(blocks + 1e3 * solver.ridge * largest * eye_d)
         broken = ~jnp.all(jnp.isfinite(factor), axis=(1, 2))
+        # The retry's input depends on the first factorisation on purpose: with jaxlib
+        # 0.10.0 and 0.10.1 on the CPU, two LAPACK calls that XLA may run concurrently
+        # inside a while_loop body deadlock the runtime (measured: a loop with two
+        # independent batched Cholesky factorisations hung in about half of the runs; with
+        # a data dependency, or jaxlib 0.9.2, in none).
+        shift = jnp.where(broken, 1e3, 1.0)[:, None, None] * solver.ridge * largest
+        retry = jnp.linalg.cholesky(blocks + shift * eye_d)
         factor = jnp.where(broken[:, None, None], retry, factor)
         factor_inv = jax.vmap(
             lambda L: jax.scipy.linalg.solve_triangular(L, eye_d, lower=True))(factor)
@@ -259,7 +273,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         return ~converged(state) & (state.num_steps < max_steps) & (
             state.result == RESULTS.successful)
 
-    W0, s0, z0 = initial_point(program, directions)
+    W0, s0, z0 = initial_point(program, directions, solver.initial_scale)
     gap0, lower0, upper0, _ = certify(W0, z0, program.predict(W0))
     state = IPMState(
         W=W0, s=s0, z=z0, num_steps=jnp.zeros((), jnp.int32), objective=upper0,
