@@ -1,6 +1,7 @@
 """Status of a solve, with human-readable messages (optimistix-style ``RESULTS``)."""
 
 import equinox as eqx
+import jax.numpy as jnp
 
 
 class RESULTS(eqx.Enumeration):
@@ -14,3 +15,21 @@ class RESULTS(eqx.Enumeration):
         "constraints by more than feasibility_tol (a cone projection ran out of iterations)"
     )
     nonfinite = "the iterates became non-finite (NaN or inf); check the data and lam"
+
+
+def certified_and_feasible(tol, feasibility_tol, max_steps):
+    """``(converged, keep_going)`` predicates of a constrained solver's ``while_loop``.
+
+    The state needs ``gap``, ``objective``, ``violation``, ``num_steps`` and ``result``:
+    converged means ``gap <= tol * |objective|`` and ``violation <= feasibility_tol``; the
+    loop goes on while not converged, under ``max_steps`` and still successful.
+    """
+
+    def converged(state):
+        return (state.gap <= tol * jnp.abs(state.objective)) & (state.violation <= feasibility_tol)
+
+    def keep_going(state):
+        return ~converged(state) & (state.num_steps < max_steps) & (
+            state.result == RESULTS.successful)
+
+    return converged, keep_going

@@ -40,7 +40,7 @@ from jax import Array
 
 from .._precision import full_precision
 from .._programs.relu import ReLUProgram
-from ._results import RESULTS
+from ._results import RESULTS, certified_and_feasible
 
 _SQRT_HALF = 0.5**0.5
 
@@ -273,13 +273,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
             result=RESULTS.where(finite, state.result, RESULTS.nonfinite),
         )
 
-    def converged(state):
-        return (state.gap <= tol * jnp.abs(state.objective)) & (state.violation <= feasibility_tol)
-
-    def keep_going(state):
-        return ~converged(state) & (state.num_steps < max_steps) & (
-            state.result == RESULTS.successful
-        )
+    converged, keep_going = certified_and_feasible(tol, feasibility_tol, max_steps)
 
     def block(state):
         stop_at = jnp.minimum(state.num_steps + solver.check_every, max_steps)

@@ -62,7 +62,7 @@ from jax import Array
 from .._precision import full_precision
 from .._programs.relu import ReLUProgram
 from .._prox import safe_norm
-from ._results import RESULTS
+from ._results import RESULTS, certified_and_feasible
 
 
 class InteriorPoint(eqx.Module):
@@ -266,12 +266,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
             result=RESULTS.where(finite, state.result, RESULTS.nonfinite),
         )
 
-    def converged(state):
-        return (state.gap <= tol * jnp.abs(state.objective)) & (state.violation <= feasibility_tol)
-
-    def keep_going(state):
-        return ~converged(state) & (state.num_steps < max_steps) & (
-            state.result == RESULTS.successful)
+    converged, keep_going = certified_and_feasible(tol, feasibility_tol, max_steps)
 
     W0, s0, z0 = initial_point(program, directions, solver.initial_scale)
     gap0, lower0, upper0, _ = certify(W0, z0, program.predict(W0))
