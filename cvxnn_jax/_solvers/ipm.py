@@ -76,6 +76,8 @@ class InteriorPoint(eqx.Module):
       size of the targets. A start deep inside the cones takes fewer iterations:
       measured on the n = 500 benchmark problem, 58 iterations at 1, 43 at 100 (squared
       loss), 58 and 35 (logistic).
+    - refinement_steps: iterative-refinement steps of each Newton solve against the
+      unshifted matrix (each costs two block products and two triangular solves).
     - ridge: diagonal shift of each ``d x d`` block, relative to its largest diagonal
       entry and in units of the dtype's machine epsilon (keeps the factorisation defined
       when round-off exceeds the smallest curvature, late in the solve).
@@ -83,6 +85,7 @@ class InteriorPoint(eqx.Module):
 
     step_fraction: float = eqx.field(static=True, default=0.99)
     initial_scale: float = eqx.field(static=True, default=100.0)
+    refinement_steps: int = eqx.field(static=True, default=2)
     min_centering: float = eqx.field(static=True, default=1e-6)
     ridge: float = eqx.field(static=True, default=64.0)
 
@@ -93,6 +96,8 @@ class InteriorPoint(eqx.Module):
             raise ValueError(f"min_centering must lie in [0, 1), got {self.min_centering}")
         if not self.initial_scale > 0:
             raise ValueError(f"initial_scale must be > 0, got {self.initial_scale}")
+        if self.refinement_steps < 0:
+            raise ValueError(f"refinement_steps must be >= 0, got {self.refinement_steps}")
         if not self.ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {self.ridge}")
 
@@ -234,14 +239,26 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
             half = jnp.einsum("jkd,dj->kj", factor_inv, M)
             return jnp.einsum("jkd,kj->dj", factor_inv, half)
 
+        def shifted_solve(rhs):  # (B + shift + A^T Lambda A)^-1 rhs, by Woodbury
+            u = apply_inverse(rhs)
+            Au = root * jnp.sum(C * (X @ u), axis=1)
+            v = jax.scipy.linalg.cho_solve((woodbury, True), Au)
+            return u - apply_inverse(X.T @ (C * (root * v)[:, None]))
+
+        def newton_matrix(dW):  # (B + A^T Lambda A) dW, without the shift
+            Ad = root * jnp.sum(C * (X @ dW), axis=1)
+            return jnp.einsum("jde,ej->dj", blocks, dW) + X.T @ (C * (root * Ad)[:, None])
+
         def direction(complementarity, mu_h):
             a_h, _ = _smoothed_norm(W, lam, mu_h)
             dual_residual = X.T @ (C * grad_loss[:, None] - S2 * z) + a_h * W
             rhs = -dual_residual + X.T @ (S2 * (complementarity - z * residual) / s)
-            u = apply_inverse(rhs)
-            Au = root * jnp.sum(C * (X @ u), axis=1)
-            v = jax.scipy.linalg.cho_solve((woodbury, True), Au)
-            dW = u - apply_inverse(X.T @ (C * (root * v)[:, None]))
+            # The shift of the blocks would otherwise set a floor under the certificate
+            # (measured: a relative gap stuck at 1.07e-6 with a shift of 64 eps, 1.07e-5
+            # with 1024 eps); iterative refinement against the unshifted matrix removes it.
+            dW = shifted_solve(rhs)
+            for _ in range(solver.refinement_steps):
+                dW = dW + shifted_solve(rhs - newton_matrix(dW))
             ds = S2 * (X @ dW) + residual
             dz = (complementarity - z * ds) / s
             return dW, ds, dz
