@@ -123,6 +123,21 @@ def test_relu_path_equals_fits():
             np.testing.assert_allclose(path.objective[k], fit.objective, rtol=1e-6)
 
 
+def test_interior_point_path_is_vmapped_fits():
+    # The interior-point loop under vmap (one compile for every lambda) gives the
+    # individual solves: same iterations, the same objectives to round-off.
+    X, y = planted_relu_problem(0, n=60, d=4)
+    gates = cn.sample_gates(jax.random.PRNGKey(3), X, 12)
+    lams = np.array([1e-1, 3e-2, 1e-2, 3e-3])
+    options = dict(gates=gates, model="relu", solver="ipm", tol=1e-8, feasibility_tol=1e-10)
+    path = cn.fit_path(X, y, lams, **options)
+    assert bool(jnp.all(path.converged))
+    for k, lam in enumerate(lams):
+        fit = cn.fit(X, y, lam, **options)
+        assert int(path.num_steps[k]) == int(fit.num_steps)
+        np.testing.assert_allclose(path.objective[k], fit.objective, rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "lams,error,match",
     [
