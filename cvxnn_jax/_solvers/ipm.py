@@ -85,7 +85,7 @@ class InteriorPoint(eqx.Module):
 
     step_fraction: float = eqx.field(static=True, default=0.99)
     initial_scale: float = eqx.field(static=True, default=100.0)
-    refinement_steps: int = eqx.field(static=True, default=2)
+    refinement_steps: int = eqx.field(static=True, default=1)
     min_centering: float = eqx.field(static=True, default=1e-6)
     ridge: float = eqx.field(static=True, default=64.0)
 
