@@ -97,15 +97,14 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
                                & (violation > feasibility_tol), RESULTS.infeasible, state.result)
         figures = (state.num_steps, program.network_objective(W), state.gap, state.best_dual,
                    violation, result)
-    elif isinstance(solver, ADMM):
-        state = admm_solve(program, x0, tol, feasibility_tol, max_steps, solver)
-        W = state.W_split
-        figures = (state.num_steps, state.objective, state.gap, state.best_dual,
-                   state.violation, state.result)
-    elif isinstance(solver, InteriorPoint):
-        # Starts inside the cones, along the gates; a warm start x0 is not used.
-        state = ipm_solve(program, gates, tol, feasibility_tol, max_steps, solver)
-        W = state.W
+    elif isinstance(solver, (ADMM, InteriorPoint)):
+        if isinstance(solver, ADMM):
+            state = admm_solve(program, x0, tol, feasibility_tol, max_steps, solver)
+            W = state.W_split
+        else:
+            # Starts inside the cones, along the gates; a warm start x0 is not used.
+            state = ipm_solve(program, gates, tol, feasibility_tol, max_steps, solver)
+            W = state.W
         figures = (state.num_steps, state.objective, state.gap, state.best_dual,
                    state.violation, state.result)
     else:

@@ -187,11 +187,12 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
     eye_d = jnp.eye(d, dtype=dtype)
     ridge = solver.ridge * jnp.finfo(dtype).eps
 
-    def certify(W, z, predictions):
-        rho = -loss.grad(predictions, y)
-        At = X.T @ (C * rho[:, None] + S2 * z)
-        gap, lower, upper = program.certificate(W, rho, z, At)
-        return gap, lower, upper, At
+    def certify(W, z, best_dual):
+        """``(gap, best_dual, upper)`` at ``W`` with ``rho = -grad L`` and ``gamma = z``;
+        the gap is measured from the best dual value seen so far."""
+        _, lower, upper = program.certificate(W, -loss.grad(program.predict(W), y), z)
+        best_dual = jnp.maximum(best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+        return jnp.minimum(upper - lower, upper - best_dual), best_dual, upper
 
     def step(state: IPMState) -> IPMState:
         W, s, z = state.W, state.s, state.z
@@ -274,13 +275,11 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         W = W + alpha_p * dW
         s = s + alpha_p * ds
         z = z + alpha_d * dz
-        gap, lower, upper, _ = certify(W, z, program.predict(W))
-        best_dual = jnp.maximum(state.best_dual,
-                                jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+        gap, best_dual, upper = certify(W, z, state.best_dual)
         finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W)) & jnp.all(jnp.isfinite(z))
         return IPMState(
             W=W, s=s, z=z, num_steps=state.num_steps + 1, objective=upper,
-            gap=jnp.minimum(gap, upper - best_dual), best_dual=best_dual,
+            gap=gap, best_dual=best_dual,
             violation=program.violation(W),
             result=RESULTS.where(finite, state.result, RESULTS.nonfinite),
         )
@@ -288,10 +287,10 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
     converged, keep_going = certified_and_feasible(tol, feasibility_tol, max_steps)
 
     W0, s0, z0 = initial_point(program, directions, solver.initial_scale)
-    gap0, lower0, upper0, _ = certify(W0, z0, program.predict(W0))
+    gap0, best0, upper0 = certify(W0, z0, jnp.full((), -jnp.inf, dtype))
     state = IPMState(
         W=W0, s=s0, z=z0, num_steps=jnp.zeros((), jnp.int32), objective=upper0,
-        gap=gap0, best_dual=jnp.where(jnp.isfinite(lower0), lower0, -jnp.inf),
+        gap=gap0, best_dual=best0,
         violation=program.violation(W0), result=RESULTS.successful,
     )
     state = jax.lax.while_loop(keep_going, step, state)
@@ -304,9 +303,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
     cut = 2e4 * mu / jnp.where(lam > 0, lam, jnp.inf)
     tiny_columns = safe_norm(state.W, axis=0) < cut
     W_clean = jnp.where(tiny_columns[None, :], 0.0, state.W)
-    gap_c, lower_c, upper_c, _ = certify(W_clean, state.z, program.predict(W_clean))
-    best_c = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower_c), lower_c, -jnp.inf))
-    gap_c = jnp.minimum(gap_c, upper_c - best_c)
+    gap_c, best_c, upper_c = certify(W_clean, state.z, state.best_dual)
     use_clean = (gap_c <= jnp.maximum(state.gap, tol * jnp.abs(upper_c))) & jnp.isfinite(upper_c)
     state = jax.tree_util.tree_map(
         lambda clean, kept: jnp.where(use_clean, clean, kept),
