@@ -77,19 +77,38 @@ def test_gated_growth_reaches_the_exact_enumeration_optimum():
     assert sol.gates.shape[1] < everything.shape[1] / 4
 
 
-def test_relu_growth_reaches_the_exact_enumeration_optimum():
+@pytest.mark.parametrize("solver", ["admm", "ipm"])
+def test_relu_growth_reaches_the_exact_enumeration_optimum(solver):
     X, y = _two_d_problem()
     lam = 1e-2
     Xb = cn.add_bias_column(X)
     optimum = cvxpy_relu(Xb, y, cn.gate_masks(Xb, cn.enumerate_gates_2d(X)), lam)[0]
+    # The oracle's value moves with the dual point like the square root of the gap: at a
+    # relative gap of 1e-8 the interior point's rho left a violation of 2e-4 on a pattern
+    # already in the program ("no new pattern"); at 1e-10, 1e-7.
+    tol = {"admm": 1e-7, "ipm": 1e-10}[solver]
     sol = cn.fit(X, y, lam, gates=cn.Grow(initial_gates=8, tol=1e-4), model="relu",
-                 solver="admm", bias=True, tol=1e-7, feasibility_tol=1e-9, max_steps=100_000)
+                 solver=solver, bias=True, tol=tol, feasibility_tol=1e-9, max_steps=100_000)
     assert sol.growth.exact and sol.growth.stopped == "no violation"
     assert bool(sol.converged)
     np.testing.assert_allclose(float(sol.objective), optimum, rtol=1e-6)
     np.testing.assert_allclose(float(cn.nonconvex_objective(sol.network, X, y, lam)),
                                float(sol.objective), rtol=1e-9)
     assert float(sol.growth.lower_bound) <= optimum * (1 + 1e-9)
+
+
+def test_padding_of_the_pattern_count():
+    # Few compilations (at most 4 sizes per doubling above 128) and little padding (each
+    # padded pattern costs what a real one does, most of all in the interior-point solve).
+    from cvxnn_jax._growth import _bucket
+
+    sizes = [_bucket(P) for P in range(1, 5000)]
+    for P, size in enumerate(sizes, start=1):
+        assert size >= P and size % 16 == 0
+        assert size - P < max(16, P / 4)
+    for low in (128, 256, 512, 1024, 2048):
+        assert len(set(sizes[low:2 * low])) == 4  # P = low + 1 ... 2 low
+    assert sorted(set(sizes[:128])) == list(range(16, 129, 16))
 
 
 def test_growth_from_a_trained_network_starts_at_its_patterns_and_reaches_the_optimum():
