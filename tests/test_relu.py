@@ -53,6 +53,12 @@ CASES = [
     ("diabetes-squared-ipm", _diabetes, "squared", 1e-2, "ipm", "relu"),
     ("random-leaky-ipm", lambda: _random(2), "squared", 1e-2, "ipm", "leaky_relu"),
     ("random-absolute-ipm", lambda: _random(3), "squared", 1e-2, "ipm", "absolute"),
+    # The cases above have n > P d, so "auto" factors the P d x P d Gram matrix; these
+    # factor the n x n one.
+    ("random-squared-ipm-samples", lambda: _random(0), "squared", 1e-2,
+     cn.InteriorPoint(factor_side="samples"), "relu"),
+    ("random-logistic-ipm-samples", lambda: _random(1, loss="logistic"), "logistic", 1e-2,
+     cn.InteriorPoint(factor_side="samples"), "relu"),
 ]
 SLOPES = {"relu": 0.0, "leaky_relu": 0.01, "absolute": -1.0}
 

@@ -24,11 +24,13 @@ the same factorisation). Eliminating ``s`` and ``z`` leaves
 with ``A`` the prediction map (``n x 2Pd``) and ``Lambda`` the loss's curvature (diagonal).
 ``B`` is block diagonal and ``A^T Lambda A`` has rank ``n``, so the system is solved by the
 Woodbury identity with one ``n x n`` Cholesky factorisation of
-``I + Lambda^(1/2) A B^-1 A^T Lambda^(1/2)``. The ``v`` and ``u`` columns of a pattern have
-the same prediction coefficients up to sign, so their inverse blocks are summed first and
-the ``n x n`` matrix is a product of ``(n, Pd)`` factors. Cost per iteration:
-``O(n^2 P d + n P d^2)`` flops and ``O(n^2 + n P d)`` memory, independent of the accuracy
-asked for; the iteration count grows slowly with the problem (tens of iterations).
+``I + Lambda^(1/2) A B^-1 A^T Lambda^(1/2) = I + K K^T``. The ``v`` and ``u`` columns of a
+pattern have the same prediction coefficients up to sign, so their inverse blocks are
+summed first and ``K`` is ``(n, Pd)``. When ``n > P d`` the ``Pd x Pd`` matrix
+``I + K^T K`` is factored instead (``InteriorPoint.factor_side``). Cost per iteration:
+``O(n P d min(n, P d) + n P d^2)`` flops and ``O(min(n, P d)^2 + n P d)`` memory,
+independent of the accuracy asked for; the iteration count grows slowly with the problem
+(tens of iterations).
 
 Start: each column at a multiple of its gate ``g_j``, which lies in its cone (``S_j X g_j
 >= 0`` by the definition of the pattern), so the start is feasible; rows on the cone's
@@ -81,6 +83,9 @@ class InteriorPoint(eqx.Module):
     - ridge: diagonal shift of each ``d x d`` block, relative to its largest diagonal
       entry and in units of the dtype's machine epsilon (keeps the factorisation defined
       when round-off exceeds the smallest curvature, late in the solve).
+    - factor_side: which Gram matrix of the Woodbury factor ``K`` (``n x Pd``) is
+      factored each iteration: ``"samples"`` (``n x n``), ``"weights"`` (``Pd x Pd``),
+      or ``"auto"`` (the smaller; ``"weights"`` when ``n > P d``).
     """
 
     step_fraction: float = eqx.field(static=True, default=0.99)
@@ -88,6 +93,7 @@ class InteriorPoint(eqx.Module):
     refinement_steps: int = eqx.field(static=True, default=1)
     min_centering: float = eqx.field(static=True, default=1e-6)
     ridge: float = eqx.field(static=True, default=64.0)
+    factor_side: str = eqx.field(static=True, default="auto")
 
     def __check_init__(self):
         if not 0 < self.step_fraction < 1:
@@ -100,6 +106,9 @@ class InteriorPoint(eqx.Module):
             raise ValueError(f"refinement_steps must be >= 0, got {self.refinement_steps}")
         if not self.ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {self.ridge}")
+        if self.factor_side not in ("auto", "samples", "weights"):
+            raise ValueError("factor_side must be 'auto', 'samples' or 'weights', got "
+                             f"{self.factor_side!r}")
 
 
 class IPMState(NamedTuple):
@@ -197,6 +206,8 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
     c = C[:, :P]
     eye_d = jnp.eye(d, dtype=dtype)
     ridge = solver.ridge * jnp.finfo(dtype).eps
+    samples_side = solver.factor_side == "samples" or (
+        solver.factor_side == "auto" and n <= P * d)
 
     def certify(W, z, best_dual):
         """``(gap, best_dual, upper)`` at ``W`` with ``rho = -grad L`` and ``gamma = z``;
@@ -245,7 +256,12 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         R = jnp.linalg.qr(stacked, mode="r")  # (P, d, d)
         K = (jnp.einsum("nd,jed->nje", X, R) * (root[:, None] * c)[:, :, None]).reshape(
             n, P * d)
-        woodbury = jnp.linalg.cholesky(jnp.eye(n, dtype=dtype) + _gram(K))
+        # The rank-n correction is factored on the smaller side of K: I + K K^T (n x n)
+        # or I + K^T K (Pd x Pd), related by (I + K K^T)^-1 K = K (I + K^T K)^-1.
+        if samples_side:
+            correction = jnp.linalg.cholesky(jnp.eye(n, dtype=dtype) + _gram(K))
+        else:
+            correction = jnp.linalg.cholesky(jnp.eye(P * d, dtype=dtype) + _gram(K.T))
 
         def apply_inverse(M):  # B^-1 M, column by column; M is (d, 2P)
             half = jnp.einsum("jkd,dj->kj", factor_inv, M)
@@ -253,8 +269,17 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
 
         def shifted_solve(rhs):  # (B + shift + A^T Lambda A)^-1 rhs, by Woodbury
             u = apply_inverse(rhs)
-            Au = root * jnp.sum(C * (X @ u), axis=1)
-            v = jax.scipy.linalg.cho_solve((woodbury, True), Au)
+            if samples_side:  # v = (I + K K^T)^-1 Lambda^1/2 A u
+                Au = root * jnp.sum(C * (X @ u), axis=1)
+                v = jax.scipy.linalg.cho_solve((correction, True), Au)
+            else:
+                # Lambda^1/2 A u = K h: A u sees only g = u_v - u_u (coefficients c, -c)
+                # and K = Lambda^1/2 A_v R^T, so h = R^-T g, and v = K (I + K^T K)^-1 h
+                # (no cancellation, unlike (I - K (I + K^T K)^-1 K^T) A u).
+                g = (u[:, :P] - u[:, P:]).T  # (P, d)
+                h = jax.vmap(lambda Rj, gj: jax.scipy.linalg.solve_triangular(
+                    Rj, gj, trans="T", lower=False))(R, g)
+                v = K @ jax.scipy.linalg.cho_solve((correction, True), h.reshape(-1))
             return u - apply_inverse(X.T @ (C * (root * v)[:, None]))
 
         def newton_matrix(dW):  # (B + A^T Lambda A) dW, without the shift
