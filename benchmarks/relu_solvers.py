@@ -71,6 +71,10 @@ def main():
     parser.add_argument("--max-steps-ipm", type=int, default=200,
                         help="step cap per interior-point solve (iterations; each costs an "
                              "n x n Cholesky factorisation)")
+    parser.add_argument("--ipm-factor-side", choices=("auto", "samples", "weights"),
+                        default="auto",
+                        help="InteriorPoint(factor_side=...): which Gram matrix of the n x Pd "
+                             "Woodbury factor is factored (auto: the smaller)")
     parser.add_argument("--cvxpy-max-n", type=int, default=2000,
                         help="largest n given to CVXPY/Clarabel (it is run once per size)")
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated n values")
@@ -98,10 +102,12 @@ def main():
         for solver in solvers:
             max_steps = {"admm": args.max_steps_admm, "ipm": args.max_steps_ipm}.get(
                 solver, args.max_steps)
-            compile_time, _ = solve_once(X, y, gates, solver, max_steps, args.tol)
+            method = (cn.InteriorPoint(factor_side=args.ipm_factor_side) if solver == "ipm"
+                      else solver)
+            compile_time, _ = solve_once(X, y, gates, method, max_steps, args.tol)
             times, sol = [], None
             for _ in range(args.runs):
-                elapsed, sol = solve_once(X, y, gates, solver, max_steps, args.tol)
+                elapsed, sol = solve_once(X, y, gates, method, max_steps, args.tol)
                 times.append(elapsed)
             record[solver] = dict(
                 first_call_s=compile_time, times_s=times, median_s=statistics.median(times),
@@ -155,6 +161,7 @@ def main():
                       solvers=solvers, max_steps=args.max_steps,
                       max_steps_admm=args.max_steps_admm,
                       max_steps_ipm=args.max_steps_ipm,
+                      ipm_factor_side=args.ipm_factor_side,
                       cvxpy_max_n=args.cvxpy_max_n,
                       target_speedup=TARGET_SPEEDUP),
         records=records,

@@ -4,7 +4,7 @@ Sampled gates cover a small corner of the arrangement. After each solve the dual
 ``rho = -grad L`` at the solution's predictions is handed to the violation oracle
 (:mod:`cvxnn_jax._oracle`); the units it finds whose dual value exceeds ``lam`` name
 patterns that lower the objective. They are added, patterns whose weights stayed at
-zero for two solves in a row are dropped, and the program is re-solved from the
+zero for ``Grow.drop_after`` solves in a row are dropped, and the program is re-solved from the
 previous weights. Growth stops when the oracle finds no violation above ``Grow.tol``
 (relative to ``lam``), or at the round or time budget.
 
@@ -68,6 +68,11 @@ class Grow(eqx.Module):
     - initial_network: a :class:`ReLUNetwork` to start from instead of
       ``initial_gates`` sampled gates (its ``bias`` must match ``fit``'s): the first
       columns are its neurons' activation patterns, warm-started at its reverse map.
+    - drop_after: a pattern is dropped when its weights were zero after this many solves
+      in a row. 1 suits the interior-point solver (``solver="ipm"``): every column costs
+      it a share of each iteration, and it zeroes a column only when the certificate
+      allows; 2 (the default) spares first-order solvers re-adding a pattern that a
+      loose solve had zeroed.
     """
 
     initial_gates: int = 16
@@ -78,15 +83,17 @@ class Grow(eqx.Module):
     exact: bool | None = None
     oracle: Oracle = Oracle()
     initial_network: ReLUNetwork | None = None
+    drop_after: int = 2
 
     def __check_init__(self):
-        for name in ("initial_gates", "max_rounds", "patterns_per_round"):
+        for name in ("initial_gates", "max_rounds", "patterns_per_round", "drop_after"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"Grow.{name} must be an int, got {value!r}")
-        if self.initial_gates < 1 or self.patterns_per_round < 1 or self.max_rounds < 0:
-            raise ValueError("Grow needs initial_gates >= 1, patterns_per_round >= 1 and "
-                             f"max_rounds >= 0, got {self}")
+        if (self.initial_gates < 1 or self.patterns_per_round < 1 or self.max_rounds < 0
+                or self.drop_after < 1):
+            raise ValueError("Grow needs initial_gates >= 1, patterns_per_round >= 1, "
+                             f"max_rounds >= 0 and drop_after >= 1, got {self}")
         if not self.tol >= 0:
             raise ValueError(f"Grow.tol must be >= 0, got {self.tol}")
         if self.max_seconds is not None and not self.max_seconds > 0:
@@ -322,9 +329,9 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
             stopped = "no new pattern"
             break
 
-        # Drop columns whose weights were zero after this solve and the one before.
+        # Drop columns whose weights were zero after the last drop_after solves.
         zero_streak = np.where(columns.zero(), zero_streak + 1, 0)
-        keep = zero_streak < 2
+        keep = zero_streak < spec.drop_after
         if not keep.any():
             keep[0] = True
         columns.update(keep, candidates[:, new])
