@@ -21,10 +21,11 @@ two-layer ReLU network:
   of the four in hindsight) on as many neurons as the Adam runs below, for
   ``--seed-fraction`` of the budget, then ``Grow(initial_network=that network,
   patterns_per_round=64)`` for the rest, each round solved by the interior-point method
-  (tol 1e-4, patterns dropped after one round at zero; ``--seed-solver ipm``, the default) or by ReLU FISTA warm-started from the
-  last round (tol 1e-3, certificate every 50 steps, ``--seed-steps`` steps per round;
-  ``--seed-solver fista``). Its time is Adam's plus growth's. The
-  grown network may end wider than Adam's (the table gives its number of neurons).
+  (tol 1e-4, patterns dropped after one round at zero; ``--seed-solver ipm``, the
+  default) or by ReLU FISTA warm-started from the last round (tol 1e-3, certificate
+  every 50 steps, ``--seed-steps`` steps per round; ``--seed-solver fista``). Its time
+  is Adam's plus growth's. The grown network may end wider than Adam's (the table gives
+  its number of neurons).
 - ``adam``: full-batch optax Adam on a network as wide as the grown one's number of
   active neurons (at least 10), He initialisation, best of 4 learning rates
   (1e-3, 3e-3, 1e-2, 3e-2), each for the same wall-time budget as growth; objective
