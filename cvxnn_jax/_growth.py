@@ -5,8 +5,8 @@ Sampled gates cover a small corner of the arrangement. After each solve the dual
 (:mod:`cvxnn_jax._oracle`); the units it finds whose dual value exceeds ``lam`` name
 patterns that lower the objective. They are added, patterns whose weights stayed at
 zero for ``Grow.drop_after`` solves in a row are dropped, and the program is re-solved
-from the previous weights. Growth stops when the oracle finds no violation above ``Grow.tol``
-(relative to ``lam``), or at the round or time budget.
+from the previous weights. Growth stops when the oracle finds no violation above
+``Grow.tol`` (relative to ``lam``), or at the round or time budget.
 
 Growth can start from a trained network instead of sampled gates
 (``Grow(initial_network=...)``, for example one trained by optax Adam): its neurons'

@@ -263,6 +263,12 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         else:
             correction = jnp.linalg.cholesky(jnp.eye(P * d, dtype=dtype) + _gram(K.T))
 
+        def scaled_predict(M):  # Lambda^1/2 A M, (n,); M is (d, 2P)
+            return root * jnp.sum(C * (X @ M), axis=1)
+
+        def scaled_adjoint(v):  # A^T Lambda^1/2 v, (d, 2P); v is (n,)
+            return X.T @ (C * (root * v)[:, None])
+
         def apply_inverse(M):  # B^-1 M, column by column; M is (d, 2P)
             half = jnp.einsum("jkd,dj->kj", factor_inv, M)
             return jnp.einsum("jkd,kj->dj", factor_inv, half)
@@ -270,8 +276,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         def shifted_solve(rhs):  # (B + shift + A^T Lambda A)^-1 rhs, by Woodbury
             u = apply_inverse(rhs)
             if samples_side:  # v = (I + K K^T)^-1 Lambda^1/2 A u
-                Au = root * jnp.sum(C * (X @ u), axis=1)
-                v = jax.scipy.linalg.cho_solve((correction, True), Au)
+                v = jax.scipy.linalg.cho_solve((correction, True), scaled_predict(u))
             else:
                 # Lambda^1/2 A u = K h: A u sees only g = u_v - u_u (coefficients c, -c)
                 # and K = Lambda^1/2 A_v R^T, so h = R^-T g, and v = K (I + K^T K)^-1 h
@@ -280,11 +285,11 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
                 h = jax.vmap(lambda Rj, gj: jax.scipy.linalg.solve_triangular(
                     Rj, gj, trans="T", lower=False))(R, g)
                 v = K @ jax.scipy.linalg.cho_solve((correction, True), h.reshape(-1))
-            return u - apply_inverse(X.T @ (C * (root * v)[:, None]))
+            return u - apply_inverse(scaled_adjoint(v))
 
         def newton_matrix(dW):  # (B + A^T Lambda A) dW, without the shift
-            Ad = root * jnp.sum(C * (X @ dW), axis=1)
-            return jnp.einsum("jde,ej->dj", blocks, dW) + X.T @ (C * (root * Ad)[:, None])
+            return (jnp.einsum("jde,ej->dj", blocks, dW)
+                    + scaled_adjoint(scaled_predict(dW)))
 
         def direction(complementarity, mu_h):
             a_h, _ = _smoothed_norm(W, lam, mu_h)
