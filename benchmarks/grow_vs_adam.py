@@ -35,8 +35,9 @@ The table's objectives for the growth methods are the best round that ended with
 budget (a round started before the budget ran out may end after it).
 
 Prints a table, writes ``benchmarks/results/grow_vs_adam.json`` (every curve),
-``grow_vs_adam.md`` (the table) and ``grow_vs_adam.png`` (objective against wall time,
-one panel per data set). ``--quick`` writes ``*_quick.*`` instead.
+``grow_vs_adam.md`` (the table) and ``grow_vs_adam.svg`` (objective against wall time,
+one panel per data set, drawn by ``_svg_plot``: no matplotlib needed). ``--quick`` writes
+``*_quick.*`` instead; ``--table-only`` rewrites the table and the figure from the JSON.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import cvxnn_jax as cn  # noqa: E402
 from _environment import environment  # noqa: E402
+from _svg_plot import COLORS, Panel, Series, write_svg  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LAM = 1e-3
@@ -272,41 +274,37 @@ def write_table(results, path):
 
 
 def figure(results, path):
-    try:
-        import matplotlib
-    except ImportError:
-        print(f"matplotlib is not installed: no figure ({path.name} not written)")
-        return
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4))
-    for ax, (name, r) in zip(np.atleast_1d(axes), results.items()):
-        g = r["grown"]
-        ax.plot(g["history_seconds"], g["history_objective"], "o-", label="grown patterns (ReLU)")
-        e = r["seeded"]
-        ax.plot(e["adam_curve"]["times"], e["adam_curve"]["objectives"], "k:", lw=1)
-        ax.plot(e["history_seconds"], e["history_objective"], "D-",
-                label="Adam (lr 1e-3) then grown patterns (ReLU)")
-        ax.plot([r["sampled"]["seconds"]], [r["sampled"]["objective"]], "s",
-                label=f"{r['sampled']['patterns']} sampled patterns (ReLU)")
-        for lr, curve in r["adam"].items():
-            ax.plot(curve["times"], curve["objectives"], lw=1, alpha=0.8, label=f"Adam lr={lr}")
-        ax.set_yscale("log")
-        ax.set_xlabel("wall time (s)")
-        ax.set_ylabel("training objective")
-        ax.set_title(name)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    """Objective against wall time, one panel per data set, as an SVG (``_svg_plot``; no
+    matplotlib needed)."""
+    panels = []
+    for name, r in results.items():
+        g, e, s = r["grown"], r["seeded"], r["sampled"]
+        series = [
+            Series(g["history_seconds"], g["history_objective"], "grown patterns (ReLU)",
+                   COLORS[0], marker="circle"),
+            # Adam's seed run (dotted), then growth from its network: the seeded history's
+            # times already count Adam's seconds (growth_record's offset).
+            Series(e["adam_curve"]["times"], e["adam_curve"]["objectives"], width=1,
+                   dash="1.5,2"),
+            Series(e["history_seconds"], e["history_objective"],
+                   "Adam (lr 1e-3) then grown patterns (ReLU)", COLORS[1], marker="diamond"),
+            Series([s["seconds"]], [s["objective"]], f"{s['patterns']} sampled patterns (ReLU)",
+                   COLORS[2], marker="square", line=False),
+        ]
+        series += [Series(curve["times"], curve["objectives"], f"Adam lr={lr}", COLORS[3 + i],
+                          width=1, opacity=0.8)
+                   for i, (lr, curve) in enumerate(r["adam"].items())]
+        panels.append(Panel(name, series, hline=(r["adam_best"], "Adam's best"),
+                            vline=(r["budget_seconds"], "budget")))
+    write_svg(path, panels)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small budgets (smoke check)")
     parser.add_argument("--table-only", action="store_true",
-                        help="rewrite the table from the saved JSON (no run)")
+                        help="rewrite the table and redraw the figure from the saved JSON "
+                             "(no run)")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--sampled-gates", type=int, default=200)
     parser.add_argument("--max-steps", type=int, default=20_000)
@@ -328,6 +326,7 @@ def main():
     if args.table_only:
         saved = json.loads((out / f"grow_vs_adam{suffix}.json").read_text())
         print(write_table(saved["results"], out / f"grow_vs_adam{suffix}.md"))
+        figure(saved["results"], out / f"grow_vs_adam{suffix}.svg")
         return
     scale = 0.1 if args.quick else 1.0
     args.budget = {"planted": 120 * scale, "breast_cancer": 40 * scale, "diabetes": 40 * scale}
@@ -346,7 +345,7 @@ def main():
         settings=dict(seed_solver=args.seed_solver, seed_fraction=args.seed_fraction,
                       seed_steps=args.seed_steps, budgets=args.budget),
         results=results), indent=1))
-    figure(results, out / f"grow_vs_adam{suffix}.png")
+    figure(results, out / f"grow_vs_adam{suffix}.svg")
 
 
 if __name__ == "__main__":
