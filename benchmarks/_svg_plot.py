@@ -1,10 +1,11 @@
 """Small SVG line plots for the benchmarks' figures, without matplotlib.
 
-One panel per data set, side by side: a linear x axis from 0, a logarithmic y axis,
-polylines with or without markers, single points, optional dashed reference lines and a
-legend below each panel's plot area (so it never covers the data). Standard library
-only; every number is written with fixed precision, so the same input gives a
-byte-identical file.
+A grid of panels (rows x columns), each with a linear x axis from 0, a logarithmic or
+linear y axis (the data's range or given limits; what falls outside is clipped at the
+plot area's border), polylines with or without markers, single points, optional dashed
+reference lines and, where a panel asks for it, a legend below its plot area (so it never
+covers the data). Standard library only; every number is written with fixed precision,
+so the same input gives a byte-identical file.
 """
 
 from __future__ import annotations
@@ -41,13 +42,19 @@ class Series:
 
 @dataclass
 class Panel:
-    """One plot. ``hline``/``vline``: (value, label) of a dashed grey reference line."""
+    """One plot. ``hline``/``vline``: (value, label) of a dashed grey reference line (an
+    ``hline`` outside the y range is left out). ``yscale``: "log" or "linear"; ``ylim``:
+    (low, high), else the data's range plus a little padding. ``legend=False`` leaves the
+    legend out, for panels whose series another panel's legend already names."""
     title: str
     series: list = field(default_factory=list)
     hline: tuple | None = None
     vline: tuple | None = None
     xlabel: str = "wall time (s)"
     ylabel: str = "training objective"
+    yscale: str = "log"
+    ylim: tuple | None = None
+    legend: bool = True
 
 
 def fmt(value):
@@ -79,11 +86,21 @@ def log_ticks(low, high):
     return ticks
 
 
-def finite_points(series):
-    """The series' (x, y) pairs that a log axis can show."""
-    # A log axis cannot show zero, negative or infinite values (a diverged Adam run):
-    # they are left out, as matplotlib leaves them out.
-    return [(x, y) for x, y in zip(series.x, series.y) if math.isfinite(y) and y > 0]
+def linear_ticks(low, high):
+    """(value, label) of evenly spaced ticks in [low, high], labelled with as many decimals
+    as the step needs, so that a narrow range still reads 0.00830, 0.00832, ..."""
+    step = nice_step(high - low, 8)
+    decimals = max(0, -math.floor(math.log10(step)))
+    ticks = [i * step for i in range(math.ceil(low / step), math.floor(high / step) + 1)]
+    return [(tick, f"{tick:.{decimals}f}") for tick in ticks]
+
+
+def finite_points(series, log=True):
+    """The series' (x, y) pairs that the y axis can show."""
+    # Infinite values (a diverged Adam run), and on a log axis zero or negative ones, are
+    # left out, as matplotlib leaves them out.
+    return [(x, y) for x, y in zip(series.x, series.y)
+            if math.isfinite(y) and (y > 0 or not log)]
 
 
 def text(x, y, content, size, anchor="middle", extra=""):
@@ -115,51 +132,70 @@ def draw(series, points):
     return out
 
 
-def draw_panel(panel):
-    """The SVG elements of one panel, in its own coordinates (origin top left)."""
-    data = [p for s in panel.series for p in finite_points(s)]
-    # x from 0 to a nice value past every point (rounds may end after the budget).
+def draw_panel(panel, clip_id):
+    """The SVG elements of one panel, in its own coordinates (origin top left);
+    ``clip_id``: a name for its plot area's clip path, unique in the file."""
+    log = panel.yscale == "log"
+    axis = math.log10 if log else float  # y in the units in which the axis is uniform
+    data = [p for s in panel.series for p in finite_points(s, log)]
+    # x from 0 to a nice value past every point (rounds may end after the budget), from
+    # all the data even if ``ylim`` hides some, so that panels of the same series align.
     x_max = max([x for x, _ in data] + ([panel.vline[0]] if panel.vline else [])) or 1.0
     x_step = nice_step(x_max, 5)
     x_max = math.ceil(x_max / x_step) * x_step
-    ys = [y for _, y in data] + ([panel.hline[0]] if panel.hline else [])
-    # 4% of the log range as padding, so no marker sits on the frame.
-    lo, hi = math.log10(min(ys)), math.log10(max(ys))
-    pad = 0.04 * (hi - lo) or 0.01
-    lo, hi = lo - pad, hi + pad
+    if panel.ylim:
+        lo, hi = map(axis, panel.ylim)
+    else:
+        ys = [axis(y) for _, y in data] + ([axis(panel.hline[0])] if panel.hline else [])
+        # 4% of the range as padding, so no marker sits on the frame (if all values are
+        # equal, 1% of a decade or of the value).
+        lo, hi = min(ys), max(ys)
+        pad = 0.04 * (hi - lo) or 0.01 * (1.0 if log else abs(hi) or 1.0)
+        lo, hi = lo - pad, hi + pad
 
-    def px(x, y):
-        return LEFT + PLOT_W * x / x_max, TOP + PLOT_H * (hi - math.log10(y)) / (hi - lo)
+    def x_px(x):
+        return LEFT + PLOT_W * x / x_max
+
+    def y_px(y):
+        return TOP + PLOT_H * (hi - axis(y)) / (hi - lo)
 
     grey = 'stroke="#dddddd" stroke-width="1"'
     out = [text(PANEL_W / 2, 18, panel.title, 12, extra=' font-weight="bold"')]
     for i in range(round(x_max / x_step) + 1):
-        x = px(i * x_step, 10**hi)[0]
+        x = x_px(i * x_step)
         out.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PLOT_H}" {grey}/>')
         out.append(text(x, TOP + PLOT_H + 13, fmt(i * x_step), 9))
-    for tick in log_ticks(10**lo, 10**hi):
-        y = px(0, tick)[1]
+    y_ticks = ([(t, fmt(t)) for t in log_ticks(10**lo, 10**hi)] if log
+               else linear_ticks(lo, hi))
+    for tick, label in y_ticks:
+        y = y_px(tick)
         out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_W}" y2="{y:.1f}" {grey}/>')
-        out.append(text(LEFT - 4, y + 3, fmt(tick), 9, anchor="end"))
+        out.append(text(LEFT - 4, y + 3, label, 9, anchor="end"))
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{PLOT_W}" height="{PLOT_H}" fill="none" '
                'stroke="#000000" stroke-width="1"/>')
     out.append(text(LEFT + PLOT_W / 2, TOP + PLOT_H + 28, panel.xlabel, 10))
     out.append(text(14, TOP + PLOT_H / 2, panel.ylabel, 10,
                     extra=f' transform="rotate(-90 14 {TOP + PLOT_H / 2:.1f})"'))
     reference = 'stroke="#555555" stroke-width="1" stroke-dasharray="5,3"'
-    if panel.hline:
-        y = px(0, panel.hline[0])[1]
+    if panel.hline and lo <= axis(panel.hline[0]) <= hi:
+        y = y_px(panel.hline[0])
         out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_W}" y2="{y:.1f}" '
                    f'{reference}/>')
         out.append(text(LEFT + PLOT_W - 3, y - 3, panel.hline[1], 8, anchor="end"))
     if panel.vline:
-        x = px(panel.vline[0], 10**hi)[0]
+        x = x_px(panel.vline[0])
         out.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PLOT_H}" {reference}/>')
         out.append(text(x + 3, TOP + 10, panel.vline[1], 8, anchor="start"))
+    # The curves, cut at the plot area's border: lines leave it there, markers outside
+    # are hidden (with ``ylim``, some data lies outside).
+    out.append(f'<clipPath id="{clip_id}"><rect x="{LEFT}" y="{TOP}" width="{PLOT_W}" '
+               f'height="{PLOT_H}"/></clipPath>')
+    out.append(f'<g clip-path="url(#{clip_id})">')
     for series in panel.series:
-        out += draw(series, [px(x, y) for x, y in finite_points(series)])
+        out += draw(series, [(x_px(x), y_px(y)) for x, y in finite_points(series, log)])
+    out.append("</g>")
     # The legend: one row per labelled series below the x axis label.
-    labelled = [s for s in panel.series if s.label is not None]
+    labelled = [s for s in panel.series if s.label is not None] if panel.legend else []
     for row, series in enumerate(labelled):
         y = TOP + PLOT_H + BELOW + ROW * row
         # A short stretch of the line (if any) with one marker (if any) in its middle.
@@ -170,15 +206,19 @@ def draw_panel(panel):
     return out
 
 
-def write_svg(path, panels):
-    """Writes ``panels`` side by side to the SVG file ``path``."""
-    rows = max(sum(s.label is not None for s in p.series) for p in panels)
-    width, height = PANEL_W * len(panels), TOP + PLOT_H + BELOW + ROW * rows
+def write_svg(path, grid):
+    """Writes ``grid``, a list of rows of panels, to the SVG file ``path``."""
+    # Each row is as tall as its longest legend needs.
+    heights = [TOP + PLOT_H + BELOW + ROW * max(
+        sum(s.label is not None for s in p.series) if p.legend else 0 for p in row)
+        for row in grid]
+    width, height = PANEL_W * max(len(row) for row in grid), sum(heights)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
            f'<rect width="{width}" height="{height}" fill="#ffffff"/>']
-    for i, panel in enumerate(panels):
-        out.append(f'<g transform="translate({PANEL_W * i} 0)">')
-        out += draw_panel(panel)
-        out.append("</g>")
+    for r, row in enumerate(grid):
+        for c, panel in enumerate(row):
+            out.append(f'<g transform="translate({PANEL_W * c} {sum(heights[:r])})">')
+            out += draw_panel(panel, f"plot-{r}-{c}")
+            out.append("</g>")
     Path(path).write_text("\n".join(out + ["</svg>"]) + "\n")
