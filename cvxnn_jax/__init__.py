@@ -3,7 +3,11 @@
 import importlib.metadata
 
 from ._decomposition import cone_decomposition as cone_decomposition
-from ._fit import ConvergenceWarning as ConvergenceWarning, fit as fit
+from ._fit import (
+    ConvergenceWarning as ConvergenceWarning,
+    default_relu_solver as default_relu_solver,
+    fit as fit,
+)
 from ._losses import (
     LogisticLoss as LogisticLoss,
     Loss as Loss,

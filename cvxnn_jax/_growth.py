@@ -49,6 +49,7 @@ from ._patterns import gate_masks
 from ._programs.gated_relu import GatedReLUProgram
 from ._programs.relu import ReLUProgram
 from ._solution import Solution
+from ._solvers.ipm import InteriorPoint
 
 
 class Grow(eqx.Module):
@@ -69,10 +70,13 @@ class Grow(eqx.Module):
       ``initial_gates`` sampled gates (its ``bias`` must match ``fit``'s): the first
       columns are its neurons' activation patterns, warm-started at its reverse map.
     - drop_after: a pattern is dropped when its weights were zero after this many solves
-      in a row. 1 suits the interior-point solver (``solver="ipm"``): every column costs
-      it a share of each iteration, and it zeroes a column only when the certificate
-      allows; 2 (the default) spares first-order solvers re-adding a pattern that a
-      loose solve had zeroed.
+      in a row. None (default): 1 with the interior point (``solver="ipm"``, the default
+      ReLU solver in float64): every column costs it a share of each iteration, and it
+      zeroes a column only when the certificate allows; 2 with the first-order solvers,
+      which spares them re-adding a pattern that a loose solve had zeroed.
+
+    The solver is chosen once, for the initial patterns (``fit``'s ``solver=None``:
+    :func:`default_relu_solver`), and kept as the patterns grow.
     """
 
     initial_gates: int = 16
@@ -83,15 +87,17 @@ class Grow(eqx.Module):
     exact: bool | None = None
     oracle: Oracle = Oracle()
     initial_network: ReLUNetwork | None = None
-    drop_after: int = 2
+    drop_after: int | None = None
 
     def __check_init__(self):
         for name in ("initial_gates", "max_rounds", "patterns_per_round", "drop_after"):
             value = getattr(self, name)
+            if name == "drop_after" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"Grow.{name} must be an int, got {value!r}")
         if (self.initial_gates < 1 or self.patterns_per_round < 1 or self.max_rounds < 0
-                or self.drop_after < 1):
+                or (self.drop_after is not None and self.drop_after < 1)):
             raise ValueError("Grow needs initial_gates >= 1, patterns_per_round >= 1, "
                              f"max_rounds >= 0 and drop_after >= 1, got {self}")
         if not self.tol >= 0:
@@ -277,6 +283,9 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
     history = []
     stopped = "max_rounds"
     lam_value = float(lam)
+    drop_after = spec.drop_after
+    if drop_after is None:
+        drop_after = 1 if isinstance(setup.solver, InteriorPoint) else 2
 
     for round_index in range(spec.max_rounds + 1):
         solution, predictions = columns.solve()
@@ -331,7 +340,7 @@ def grow(setup, key, spec: Grow, solve) -> Solution:
 
         # Drop columns whose weights were zero after the last drop_after solves.
         zero_streak = np.where(columns.zero(), zero_streak + 1, 0)
-        keep = zero_streak < spec.drop_after
+        keep = zero_streak < drop_after
         if not keep.any():
             keep[0] = True
         columns.update(keep, candidates[:, new])

@@ -175,10 +175,12 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     - num_gates: number of Gaussian gates to sample (patterns; duplicates are dropped).
     - model: ``"gated_relu"`` (unconstrained group lasso) or ``"relu"`` (the
       cone-constrained program, exactly a ReLU network).
-    - solver: as :func:`cvxnn_jax.fit` (``None`` picks FISTA / augmented Lagrangian).
+    - solver: as :func:`cvxnn_jax.fit` (``None`` picks FISTA for gated ReLU, and for ReLU
+      :func:`cvxnn_jax.default_relu_solver`: the interior point where it fits).
     - tol: relative duality gap at which a solve stops.
     - max_steps: iteration budget per solve (FISTA steps; inner steps for the
-      augmented Lagrangian; ADMM iterations). ``None``: the library's default.
+      augmented Lagrangian; ADMM or interior-point iterations). ``None``: the library's
+      default.
     - bias: append a ones column to ``X`` (a bias in every hidden unit).
     - random_state: an int seeds ``jax.random.PRNGKey(random_state)``; ``None`` or a
       ``numpy.random.RandomState`` draws the seed from NumPy.

@@ -87,9 +87,9 @@ def test_relu_growth_reaches_the_exact_enumeration_optimum(solver):
     # relative gap of 1e-8 the interior point's rho left a violation of 2e-4 on a pattern
     # already in the program ("no new pattern"); at 1e-10, 1e-7.
     tol = {"admm": 1e-7, "ipm": 1e-10}[solver]
-    # The interior point drops a pattern after one round at zero (it zeroes a column only
-    # when the certificate allows).
-    spec = cn.Grow(initial_gates=8, tol=1e-4, drop_after=1 if solver == "ipm" else 2)
+    # Grow's default drop_after: one round at zero with the interior point (it zeroes a
+    # column only when the certificate allows), two with ADMM.
+    spec = cn.Grow(initial_gates=8, tol=1e-4)
     sol = cn.fit(X, y, lam, gates=spec, model="relu",
                  solver=solver, bias=True, tol=tol, feasibility_tol=1e-9, max_steps=100_000)
     assert sol.growth.exact and sol.growth.stopped == "no violation"

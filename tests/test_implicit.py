@@ -18,6 +18,8 @@ CASES = [
     ("gated_relu", "logistic", None, dict(tol=1e-12, max_steps=100_000)),
     ("relu", "squared", "admm", dict(tol=1e-10, feasibility_tol=1e-12, max_steps=400_000)),
     ("relu", "logistic", "al", dict(tol=1e-10, feasibility_tol=1e-12, max_steps=400_000)),
+    # solver=None: the interior point, which stops strictly inside the cones.
+    ("relu", "squared", None, dict(tol=1e-10, feasibility_tol=1e-12, max_steps=100)),
 ]
 
 
@@ -44,7 +46,7 @@ def _central_difference(f, point, direction, eps):
 
 
 @pytest.mark.parametrize("model,loss,solver,options", CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+                         ids=[f"{c[0]}-{c[1]}-{c[2] or 'default'}" for c in CASES])
 def test_gradients_equal_finite_differences(model, loss, solver, options):
     X, y, gates = _problem(loss)
     rng = np.random.default_rng(1)

@@ -118,10 +118,25 @@ def test_whitened_closed_form(solver):
     np.testing.assert_allclose(float(sol.objective), expected, rtol=1e-8)
 
 
+def test_default_relu_solver():
+    """solver=None: the interior point in float64 where its Newton systems fit, the
+    augmented Lagrangian in float32 and where they would not fit."""
+    assert isinstance(cn.default_relu_solver(500, 21, 200, jnp.float64), cn.InteriorPoint)
+    assert isinstance(cn.default_relu_solver(500, 21, 200, jnp.float32), cn.AugmentedLagrangian)
+    # n = 20 000, d = 51, 1000 patterns: the (n, Pd) Woodbury factor alone takes 8 GB.
+    assert isinstance(cn.default_relu_solver(20_000, 51, 1000, jnp.float64),
+                      cn.AugmentedLagrangian)
+
+
 def test_recovered_network_is_pruned_and_feasible():
     X, y = _random(4, n=50, d=3)
     sol = cn.fit(X, y, 3e-2, gates=10, model="relu", bias=True, tol=1e-7, feasibility_tol=1e-9,
                  key=jax.random.PRNGKey(1))
+    # The default solver here is the interior point: the same iterates as asking for it.
+    ipm = cn.fit(X, y, 3e-2, gates=10, model="relu", bias=True, tol=1e-7, feasibility_tol=1e-9,
+                 key=jax.random.PRNGKey(1), solver="ipm")
+    assert bool(sol.converged) and int(sol.num_steps) == int(ipm.num_steps) < 100
+    np.testing.assert_array_equal(sol.weights, ipm.weights)
     net = sol.network
     assert isinstance(net, cn.ReLUNetwork) and net.W1.shape[1] == 2 * sol.gates.shape[1]
     pruned = net.pruned()

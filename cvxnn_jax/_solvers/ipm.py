@@ -111,6 +111,15 @@ class InteriorPoint(eqx.Module):
                              f"{self.factor_side!r}")
 
 
+def ipm_memory_entries(n: int, d: int, num_patterns: int) -> int:
+    """Entries the interior point holds for one Newton system on ``(n, d)`` data with
+    ``num_patterns`` patterns: the Woodbury factor ``K`` (``n x Pd``) and the product it
+    is scaled from, and the smaller of its Gram matrices with its Cholesky factor
+    (``2 min(n, Pd)^2``); the ``(n, 2P)`` slacks and multipliers are small beside them."""
+    columns = num_patterns * d
+    return 2 * n * columns + 2 * min(n, columns) ** 2
+
+
 class IPMState(NamedTuple):
     W: Array  # (d, 2P) weights
     s: Array  # (n, 2P) slacks of S2 * (X W) >= 0
