@@ -79,11 +79,15 @@ def log_ticks(low, high):
         if len(ticks) >= 3:
             return ticks
     for count in (4, 8):  # 8 intervals of at most 2.5x the span/8 always hold 3 ticks
-        step = nice_step(high - low, count)
-        ticks = [i * step for i in range(math.ceil(low / step), math.floor(high / step) + 1)]
+        ticks = multiples(low, high, nice_step(high - low, count))
         if len(ticks) >= 3:
             break
     return ticks
+
+
+def multiples(low, high, step):
+    """The multiples of ``step`` in [low, high]."""
+    return [i * step for i in range(math.ceil(low / step), math.floor(high / step) + 1)]
 
 
 def linear_ticks(low, high):
@@ -91,8 +95,7 @@ def linear_ticks(low, high):
     as the step needs, so that a narrow range still reads 0.00830, 0.00832, ..."""
     step = nice_step(high - low, 8)
     decimals = max(0, -math.floor(math.log10(step)))
-    ticks = [i * step for i in range(math.ceil(low / step), math.floor(high / step) + 1)]
-    return [(tick, f"{tick:.{decimals}f}") for tick in ticks]
+    return [(tick, f"{tick:.{decimals}f}") for tick in multiples(low, high, step)]
 
 
 def finite_points(series, log=True):

@@ -181,8 +181,9 @@ def test_metric(network, Xte, yte, loss):
 # ----------------------------------------------------------------------------- convex
 
 
-def convex_solve(X, y, gates, model, loss, runs, max_steps, relu_solver="al"):
-    """Compile, then time ``runs`` solves; returns (times, compile_s, solution)."""
+def convex_solve(X, y, gates, model, loss, runs, max_steps, relu_solver=None):
+    """Compile, then time ``runs`` solves (``relu_solver`` for ``model="relu"``); returns
+    (times, compile_s, solution)."""
     kwargs = dict(gates=gates, model=model, loss=loss, tol=TOL, bias=True)
     if model == "relu":
         kwargs["solver"] = relu_solver

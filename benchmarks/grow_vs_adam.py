@@ -370,8 +370,9 @@ def main():
 
     (out / f"grow_vs_adam{suffix}.json").write_text(json.dumps(dict(
         environment=environment(optax=optax.__version__), total_seconds=total,
-        settings=dict(solver=args.solver, seed_solver=args.seed_solver, seed_fraction=args.seed_fraction,
-                      seed_steps=args.seed_steps, budgets=args.budget),
+        settings=dict(solver=args.solver, seed_solver=args.seed_solver,
+                      seed_fraction=args.seed_fraction, seed_steps=args.seed_steps,
+                      budgets=args.budget),
         results=results), indent=1))
     figure(results, out / f"grow_vs_adam{suffix}.svg")
 
