@@ -17,7 +17,11 @@ a logarithmic barrier with the same weight ``mu``:
 
 Each iteration is one Newton step on the perturbed optimality conditions (Mehrotra's
 predictor-corrector: the centring ``sigma = (mu_aff / mu)^3`` from an affine step that uses
-the same factorisation). Eliminating ``s`` and ``z`` leaves
+the same factorisation), followed by Gondzio's multiple centrality correctors: each one
+aims at a longer step, pulls the products ``s * z`` that this longer step would push out
+of ``[0.1, 10] sigma mu`` back into that band, and is kept only if it lengthens the step.
+They reuse the factorisation, so they are cheap where it dominates. Eliminating ``s`` and
+``z`` leaves
 
     (B + A^T Lambda A) dW = rhs,   B_j = X^T diag(z_j / s_j) X + Hess h_mu(w_j),
 
@@ -78,14 +82,21 @@ class InteriorPoint(eqx.Module):
       size of the targets. A start deep inside the cones takes fewer iterations:
       measured on the n = 500 benchmark problem, 58 iterations at 1, 43 at 100 (squared
       loss), 58 and 35 (logistic).
-    - refinement_steps: iterative-refinement steps of each Newton solve against the
-      unshifted matrix (each costs two block products and two triangular solves).
+    - refinement_steps: iterative-refinement steps of the corrector's Newton solve
+      against the unshifted matrix (each costs two block products and two triangular
+      solves). The predictor and the centrality correctors only steer, so they are not
+      refined.
     - ridge: diagonal shift of each ``d x d`` block, relative to its largest diagonal
       entry and in units of the dtype's machine epsilon (keeps the factorisation defined
       when round-off exceeds the smallest curvature, late in the solve).
     - factor_side: which Gram matrix of the Woodbury factor ``K`` (``n x Pd``) is
       factored each iteration: ``"samples"`` (``n x n``), ``"weights"`` (``Pd x Pd``),
       or ``"auto"`` (the smaller; ``"weights"`` when ``n > P d``).
+    - centrality_correctors: Gondzio's correctors per iteration, at most (each costs one
+      solve with the iteration's factors, no factorisation). Measured on the relu_solvers
+      benchmark problem (d = 20, 200 patterns): 0 / 2 correctors took 44 / 37 iterations
+      at n = 500 and 51 / 41 at n = 2000 (20.99 s / 19.45 s, medians of 3 runs side by
+      side on 2 CPU cores: a corrector costs about a tenth of an iteration there).
     """
 
     step_fraction: float = eqx.field(static=True, default=0.99)
@@ -94,6 +105,7 @@ class InteriorPoint(eqx.Module):
     min_centering: float = eqx.field(static=True, default=1e-6)
     ridge: float = eqx.field(static=True, default=64.0)
     factor_side: str = eqx.field(static=True, default="auto")
+    centrality_correctors: int = eqx.field(static=True, default=2)
 
     def __check_init__(self):
         if not 0 < self.step_fraction < 1:
@@ -106,6 +118,9 @@ class InteriorPoint(eqx.Module):
             raise ValueError(f"refinement_steps must be >= 0, got {self.refinement_steps}")
         if not self.ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {self.ridge}")
+        if self.centrality_correctors < 0:
+            raise ValueError("centrality_correctors must be >= 0, got "
+                             f"{self.centrality_correctors}")
         if self.factor_side not in ("auto", "samples", "weights"):
             raise ValueError("factor_side must be 'auto', 'samples' or 'weights', got "
                              f"{self.factor_side!r}")
@@ -300,28 +315,55 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
             return (jnp.einsum("jde,ej->dj", blocks, dW)
                     + scaled_adjoint(scaled_predict(dW)))
 
-        def direction(complementarity, mu_h):
-            a_h, _ = _smoothed_norm(W, lam, mu_h)
-            dual_residual = X.T @ (C * grad_loss[:, None] - S2 * z) + a_h * W
-            rhs = -dual_residual + X.T @ (S2 * (complementarity - z * residual) / s)
+        def direction(complementarity, mu_h, refinement_steps, residuals=True):
+            """Newton direction for the complementarity target ``s * z + complementarity``;
+            with ``residuals=False`` only that target's part (the gradients and the primal
+            residual left out), which is what a centrality corrector adds."""
+            rhs = X.T @ (S2 * complementarity / s)
+            if residuals:
+                a_h, _ = _smoothed_norm(W, lam, mu_h)
+                dual_residual = X.T @ (C * grad_loss[:, None] - S2 * z) + a_h * W
+                rhs = rhs - dual_residual - X.T @ (S2 * z * residual / s)
             # The shift of the blocks would otherwise set a floor under the certificate
             # (measured: a relative gap stuck at 1.07e-6 with a shift of 64 eps, 1.07e-5
             # with 1024 eps); iterative refinement against the unshifted matrix removes it.
             dW = shifted_solve(rhs)
-            for _ in range(solver.refinement_steps):
+            for _ in range(refinement_steps):
                 dW = dW + shifted_solve(rhs - newton_matrix(dW))
-            ds = S2 * (X @ dW) + residual
+            ds = S2 * (X @ dW) + (residual if residuals else 0.0)
             dz = (complementarity - z * ds) / s
             return dW, ds, dz
 
         # Predictor (affine scaling), then Mehrotra's corrector with the same factors.
-        dW, ds, dz = direction(-s * z, mu)
+        dW, ds, dz = direction(-s * z, mu, 0)
         alpha = jnp.minimum(_max_step(s, ds, 1.0), _max_step(z, dz, 1.0))
         mu_affine = jnp.mean((s + alpha * ds) * (z + alpha * dz))
         sigma = jnp.clip((mu_affine / mu) ** 3, solver.min_centering, 1.0)
-        dW, ds, dz = direction(sigma * mu - s * z - ds * dz, sigma * mu)
+        dW, ds, dz = direction(sigma * mu - s * z - ds * dz, sigma * mu,
+                               solver.refinement_steps)
         alpha_p = _max_step(s, ds, solver.step_fraction)
         alpha_d = _max_step(z, dz, solver.step_fraction)
+        # Gondzio's centrality correctors (Colombo & Gondzio 2008): aim at twice the step,
+        # move the products s * z that this trial step leaves outside [0.1, 10] sigma mu
+        # back into the band (the large ones by at most 10 sigma mu), and keep the
+        # corrected direction only if its steps are 5% longer; stop at the first refusal.
+        band_low, band_high = 0.1 * sigma * mu, 10.0 * sigma * mu
+        improving = jnp.ones((), bool)
+        for _ in range(solver.centrality_correctors):
+            products = ((s + jnp.minimum(1.0, 2.0 * alpha_p) * ds)
+                        * (z + jnp.minimum(1.0, 2.0 * alpha_d) * dz))
+            target = jnp.where(products < band_low, band_low - products,
+                               jnp.where(products > band_high,
+                                         jnp.maximum(band_high - products, -band_high), 0.0))
+            cW, cs, cz = direction(target, sigma * mu, 0, residuals=False)
+            trial = (dW + cW, ds + cs, dz + cz)
+            trial_p = _max_step(s, trial[1], solver.step_fraction)
+            trial_d = _max_step(z, trial[2], solver.step_fraction)
+            improving = improving & (trial_p + trial_d >= 1.05 * (alpha_p + alpha_d))
+            dW, ds, dz = (jnp.where(improving, new, old)
+                          for new, old in zip(trial, (dW, ds, dz)))
+            alpha_p = jnp.where(improving, trial_p, alpha_p)
+            alpha_d = jnp.where(improving, trial_d, alpha_d)
         W = W + alpha_p * dW
         s = s + alpha_p * ds
         z = z + alpha_d * dz
