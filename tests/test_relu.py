@@ -147,6 +147,41 @@ def test_centrality_correctors_save_interior_point_iterations():
         cn.InteriorPoint(centrality_correctors=-1)
 
 
+def test_interior_point_stops_when_stalled_and_polishes_on_the_faces(monkeypatch):
+    # Planted problem (n = 400, d = 20, 50 patterns) at tol 1e-9, measured with jax 0.10.1
+    # on the CPU: the barrier parameter falls far below the certificate after 25
+    # iterations while the multiplier certificate stays at 6.0e-9; Newton on the faces
+    # certifies the point at 1.1e-11. Without the polish the solve stops as stalled,
+    # not after max_steps; at tol 3e-10 neither certifies and the solve says so.
+    import cvxnn_jax._solvers.ipm as ipm
+
+    X, y = planted_relu_problem(1, n=400, d=20)
+    gates = cn.sample_gates(jax.random.PRNGKey(1), X, 50)
+
+    def solve(tol):
+        return cn.fit(X, y, 1e-3, gates=gates, model="relu", tol=tol, feasibility_tol=1e-8,
+                      solver=cn.InteriorPoint(), max_steps=200)
+
+    polished = solve(1e-9)
+    assert bool(polished.converged) and int(polished.num_steps) <= 30
+    assert float(polished.gap) <= 1e-9 * float(polished.objective)
+    assert float(polished.violation) <= 1e-8
+    reference, _, _ = cvxpy_relu(X, y, cn.gate_masks(X, gates), 1e-3)
+    np.testing.assert_allclose(float(polished.objective), reference, rtol=1e-7)
+
+    with pytest.warns(cn.ConvergenceWarning, match="barrier parameter fell far below"):
+        too_tight = solve(3e-10)
+    assert too_tight.result == cn.RESULTS.stalled and int(too_tight.num_steps) <= 40
+
+    jax.clear_caches()  # the traced solve calls the polish; retrace without it
+    monkeypatch.setattr(ipm, "_polish_if_uncertified", lambda program, state, *args: state)
+    with pytest.warns(cn.ConvergenceWarning):
+        unpolished = solve(1e-9)
+    jax.clear_caches()
+    assert unpolished.result == cn.RESULTS.stalled and int(unpolished.num_steps) <= 30
+    assert float(unpolished.gap) > 1e-9 * float(unpolished.objective)
+
+
 def test_recovered_network_is_pruned_and_feasible():
     X, y = _random(4, n=50, d=3)
     sol = cn.fit(X, y, 3e-2, gates=10, model="relu", bias=True, tol=1e-7, feasibility_tol=1e-9,

@@ -201,15 +201,16 @@ class ProjectedReLUProgram(CompositeProgram):
 
     can_polish = True
 
-    def polish(self, W, max_newton, max_cg, tol):
-        """Newton on the faces of ``W``'s cones (:class:`FaceProgram`).
+    def polish(self, W, max_newton, max_cg, tol, active=None):
+        """Newton on the faces of ``W``'s cones (:class:`FaceProgram`; ``active``, an
+        optional ``(n, 2P)`` boolean, names the faces' rows instead of ``W``'s slacks).
 
         Newton's point may cross constraints that are inactive at ``W``; the step is
         then cut to the last feasible point of the segment (the slacks are linear in the
         step). The objective is convex along the segment and no higher at its end, so the
         result is feasible and never worse than ``W``.
         """
-        faces = FaceProgram.build(self, W)
+        faces = FaceProgram.build(self, W, active)
         U, products = newton_polish(faces, faces.coordinates(W), max_newton, max_cg, tol)
         step = faces.weights(U) - W
         slack = self.signs * (self.relu.X @ W)
@@ -258,15 +259,21 @@ class FaceProgram(CompositeProgram):
     row_norms: Array  # (n,)
 
     @classmethod
-    def build(cls, projected: ProjectedReLUProgram, W: Array) -> "FaceProgram":
+    def build(cls, projected: ProjectedReLUProgram, W: Array,
+              active: Array | None = None) -> "FaceProgram":
+        """The faces on which ``W`` lies, or those whose rows ``active`` (``(n, 2P)``
+        boolean) names: the interior point, whose active slacks are small but not
+        round-off, tells them apart by its multipliers."""
         X = projected.relu.X
         dtype = X.dtype
         row_norms = safe_norm(X, axis=1)
-        # A row is on the face when its slack is round-off: the cone projection puts
-        # active rows at zero up to a few ulps of ||x_i|| ||w_j||.
-        slack = projected.signs * (X @ W)
-        scale = row_norms[:, None] * safe_norm(W, axis=0)[None, :]
-        active = (jnp.abs(slack) <= jnp.sqrt(jnp.finfo(dtype).eps) * scale).astype(dtype)
+        if active is None:
+            # A row is on the face when its slack is round-off: the cone projection puts
+            # active rows at zero up to a few ulps of ||x_i|| ||w_j||.
+            slack = projected.signs * (X @ W)
+            scale = row_norms[:, None] * safe_norm(W, axis=0)[None, :]
+            active = jnp.abs(slack) <= jnp.sqrt(jnp.finfo(dtype).eps) * scale
+        active = active.astype(dtype)
         unit_rows = X / jnp.where(row_norms > 0, row_norms, 1.0)[:, None]
         gram = jnp.einsum("nj,nd,ne->jde", active, unit_rows, unit_rows)
         values, vectors = jnp.linalg.eigh(gram)

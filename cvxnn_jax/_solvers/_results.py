@@ -15,6 +15,11 @@ class RESULTS(eqx.Enumeration):
         "constraints by more than feasibility_tol (a cone projection ran out of iterations)"
     )
     nonfinite = "the iterates became non-finite (NaN or inf); check the data and lam"
+    stalled = (
+        "the interior point's barrier parameter fell far below the certificate's gap, so "
+        "more iterations would not close it, and Newton polish on the cones' faces did not "
+        "certify its point either; loosen tol, or try solver='fista'"
+    )
 
 
 def certified_and_feasible(tol, feasibility_tol, max_steps):

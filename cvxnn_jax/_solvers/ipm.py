@@ -67,9 +67,10 @@ import jax.numpy as jnp
 from jax import Array
 
 from .._precision import full_precision
-from .._programs.relu import ReLUProgram
+from .._programs.relu import FaceProgram, ProjectedReLUProgram, ReLUProgram
 from .._prox import safe_norm
 from ._results import RESULTS, certified_and_feasible
+from .newton import newton_polish
 
 
 class InteriorPoint(eqx.Module):
@@ -376,7 +377,19 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
             result=RESULTS.where(finite, state.result, RESULTS.nonfinite),
         )
 
-    converged, keep_going = certified_and_feasible(tol, feasibility_tol, max_steps)
+    converged, certifying = certified_and_feasible(tol, feasibility_tol, max_steps)
+
+    def stalled(state):
+        # The complementarity left, mu per inequality and about 2 mu per group norm, is
+        # the duality gap of the barrier's own dual point. Far below the tolerance the
+        # iterate is optimal to round-off while the certificate, built from -grad L at
+        # the iterate, can lag at a floor: measured on n = 2000, d = 20, 50 patterns,
+        # a relative gap of 1.5e-6 from iteration 44 on while mu fell to 1e-30.
+        barrier_gap = jnp.mean(state.s * state.z) * (state.s.size + 4 * P)
+        return ~converged(state) & (barrier_gap <= 1e-3 * tol * jnp.abs(state.objective))
+
+    def keep_going(state):
+        return certifying(state) & ~stalled(state)
 
     W0, s0, z0 = initial_point(program, directions, solver.initial_scale)
     gap0, best0, upper0 = certify(W0, z0, jnp.full((), -jnp.inf, dtype))
@@ -403,6 +416,51 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
                        violation=program.violation(W_clean)),
         state,
     )
-    out_of_steps = (state.result == RESULTS.successful) & ~converged(state)
-    return state._replace(
-        result=RESULTS.where(out_of_steps, RESULTS.max_steps_reached, state.result))
+    state = _polish_if_uncertified(program, state, tol, feasibility_tol, converged)
+    failed = (state.result == RESULTS.successful) & ~converged(state)
+    return state._replace(result=RESULTS.where(
+        failed, RESULTS.where(stalled(state), RESULTS.stalled, RESULTS.max_steps_reached),
+        state.result))
+
+
+def _polish_if_uncertified(program: ReLUProgram, state: IPMState, tol, feasibility_tol,
+                           converged) -> IPMState:
+    """Newton polish on the faces of the cones at the interior point's exit, when its
+    certificate has not reached ``tol``.
+
+    The interior point's certificate uses ``rho = -grad L`` at its iterate, whose error
+    is about the square root of the objective's, and the dual point's rescaling turns
+    that into a relative gap floor (about 1e-6 at n = 2000 and 10 000 with d = 20).
+    Newton's method on the faces (:class:`FaceProgram`; a row is on its face where the
+    multiplier exceeds the slack, ``z > s``) pins the predictions down to
+    round-off, and the projected certificate (exact cone projections, no multipliers)
+    of the polished point is then kept if it is better. Measured on n = 2000, d = 20,
+    50 patterns: the loop stops as stalled after 36 iterations at a relative gap of
+    1.6e-6 (before, 200 iterations did not move it), and the polished point is
+    certified at 2.3e-8.
+    """
+    projected = ProjectedReLUProgram.build(program)
+    X, y, loss = program.X, program.y, program.loss
+
+    def polish(state):
+        W = state.W
+        active = (state.z > state.s) & (safe_norm(W, axis=0) > 0)[None, :]
+        # Newton's point is kept uncut, unlike ProjectedReLUProgram.polish: the faces'
+        # rows end at slacks of round-off size either sign, and the certificate below
+        # is honest at a slightly infeasible point (its violation is reported).
+        faces = FaceProgram.build(projected, W, active)
+        W_polished = faces.weights(newton_polish(faces, faces.coordinates(W), 20, 500, tol)[0])
+        rho = -loss.grad(program.predict(W_polished), y)
+        _, lower = projected.certificate(
+            W_polished, None, rho, X.T @ (program.coefficients() * rho[:, None]))
+        best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower,
+                                                           -jnp.inf))
+        upper = program.network_objective(W_polished)
+        polished = state._replace(W=W_polished, objective=upper, gap=upper - best_dual,
+                                  best_dual=best_dual, violation=program.violation(W_polished))
+        better = (jnp.isfinite(upper) & (polished.gap < state.gap)
+                  & (polished.violation <= jnp.maximum(feasibility_tol, state.violation)))
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), polished, state)
+
+    needed = ~converged(state) & (state.result == RESULTS.successful)
+    return jax.lax.cond(needed, polish, lambda state: state, state)
