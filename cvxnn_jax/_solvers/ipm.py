@@ -51,6 +51,13 @@ cone violation is ``<= feasibility_tol``. On exit, columns that the barrier keep
 tiny non-zero norm (``||w_j|| < 2e4 mu / lam``) are set to zero when that keeps the
 certificate, so the recovered network has only its real neurons.
 
+That certificate's dual direction ``rho = -grad L`` carries about the square root of the
+iterate's error, so on large problems the gap can sit at a floor near 1e-6 while ``mu``
+keeps falling. The loop then stops (the barrier's own gap, about ``mu`` per inequality,
+below ``1e-3 tol`` of the objective) and Newton's method on the faces of the cones named
+by the multipliers (``z > s``) finishes the solve; its point is kept if its projected
+certificate is better. If that still misses ``tol`` the result is ``RESULTS.stalled``.
+
 Float64 is the precision this method is meant for. The blocks' condition numbers grow
 like ``1 / mu``, and the Woodbury correction subtracts large, nearly equal terms: measured
 in float32 on the n = 500 benchmark problem, the iterates stall 10% above the optimum
