@@ -1,7 +1,7 @@
 """Small SVG line plots for the benchmarks' figures, without matplotlib.
 
-A grid of panels (rows x columns), each with a linear x axis from 0, a logarithmic or
-linear y axis (the data's range or given limits; what falls outside is clipped at the
+A grid of panels (rows x columns), each with a linear x axis from 0 (or a logarithmic
+one over the data's range), a logarithmic or linear y axis (the data's range or given limits; what falls outside is clipped at the
 plot area's border), polylines with or without markers, single points, optional dashed
 reference lines and, where a panel asks for it, a legend below its plot area (so it never
 covers the data). Standard library only; every number is written with fixed precision,
@@ -44,8 +44,9 @@ class Series:
 class Panel:
     """One plot. ``hline``/``vline``: (value, label) of a dashed grey reference line (an
     ``hline`` outside the y range is left out). ``yscale``: "log" or "linear"; ``ylim``:
-    (low, high), else the data's range plus a little padding. ``legend=False`` leaves the
-    legend out, for panels whose series another panel's legend already names."""
+    (low, high), else the data's range plus a little padding. ``xscale``: "linear" (from
+    0) or "log" (the positive data's range). ``legend=False`` leaves the legend out, for
+    panels whose series another panel's legend already names."""
     title: str
     series: list = field(default_factory=list)
     hline: tuple | None = None
@@ -54,6 +55,7 @@ class Panel:
     ylabel: str = "training objective"
     yscale: str = "log"
     ylim: tuple | None = None
+    xscale: str = "linear"
     legend: bool = True
 
 
@@ -98,12 +100,12 @@ def linear_ticks(low, high):
     return [(tick, f"{tick:.{decimals}f}") for tick in multiples(low, high, step)]
 
 
-def finite_points(series, log=True):
-    """The series' (x, y) pairs that the y axis can show."""
+def finite_points(series, log=True, xlog=False):
+    """The series' (x, y) pairs that the axes can show."""
     # Infinite values (a diverged Adam run), and on a log axis zero or negative ones, are
     # left out, as matplotlib leaves them out.
     return [(x, y) for x, y in zip(series.x, series.y)
-            if math.isfinite(y) and (y > 0 or not log)]
+            if math.isfinite(y) and (y > 0 or not log) and (x > 0 or not xlog)]
 
 
 def text(x, y, content, size, anchor="middle", extra=""):
@@ -138,14 +140,30 @@ def draw(series, points):
 def draw_panel(panel, clip_id):
     """The SVG elements of one panel, in its own coordinates (origin top left);
     ``clip_id``: a name for its plot area's clip path, unique in the file."""
-    log = panel.yscale == "log"
+    log, xlog = panel.yscale == "log", panel.xscale == "log"
     axis = math.log10 if log else float  # y in the units in which the axis is uniform
-    data = [p for s in panel.series for p in finite_points(s, log)]
-    # x from 0 to a nice value past every point (rounds may end after the budget), from
-    # all the data even if ``ylim`` hides some, so that panels of the same series align.
-    x_max = max([x for x, _ in data] + ([panel.vline[0]] if panel.vline else [])) or 1.0
-    x_step = nice_step(x_max, 5)
-    x_max = math.ceil(x_max / x_step) * x_step
+    data = [p for s in panel.series for p in finite_points(s, log, xlog)]
+    xs = [x for x, _ in data] + ([panel.vline[0]] if panel.vline else [])
+    if xlog:
+        # The positive data's range in decades, padded by 4%.
+        x_lo, x_hi = math.log10(min(xs)), math.log10(max(xs))
+        x_pad = 0.04 * (x_hi - x_lo) or 0.05
+        x_lo, x_hi = x_lo - x_pad, x_hi + x_pad
+        x_ticks = [(t, fmt(t)) for t in log_ticks(10**x_lo, 10**x_hi)]
+
+        def x_px(x):
+            return LEFT + PLOT_W * (math.log10(x) - x_lo) / (x_hi - x_lo)
+    else:
+        # x from 0 to a nice value past every point (rounds may end after the budget),
+        # from all the data even if ``ylim`` hides some, so that panels of the same
+        # series align.
+        x_max = max(xs) or 1.0
+        x_step = nice_step(x_max, 5)
+        x_max = math.ceil(x_max / x_step) * x_step
+        x_ticks = [(i * x_step, fmt(i * x_step)) for i in range(round(x_max / x_step) + 1)]
+
+        def x_px(x):
+            return LEFT + PLOT_W * x / x_max
     if panel.ylim:
         lo, hi = map(axis, panel.ylim)
     else:
@@ -156,18 +174,15 @@ def draw_panel(panel, clip_id):
         pad = 0.04 * (hi - lo) or 0.01 * (1.0 if log else abs(hi) or 1.0)
         lo, hi = lo - pad, hi + pad
 
-    def x_px(x):
-        return LEFT + PLOT_W * x / x_max
-
     def y_px(y):
         return TOP + PLOT_H * (hi - axis(y)) / (hi - lo)
 
     grey = 'stroke="#dddddd" stroke-width="1"'
     out = [text(PANEL_W / 2, 18, panel.title, 12, extra=' font-weight="bold"')]
-    for i in range(round(x_max / x_step) + 1):
-        x = x_px(i * x_step)
+    for tick, label in x_ticks:
+        x = x_px(tick)
         out.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + PLOT_H}" {grey}/>')
-        out.append(text(x, TOP + PLOT_H + 13, fmt(i * x_step), 9))
+        out.append(text(x, TOP + PLOT_H + 13, label, 9))
     y_ticks = ([(t, fmt(t)) for t in log_ticks(10**lo, 10**hi)] if log
                else linear_ticks(lo, hi))
     for tick, label in y_ticks:
@@ -195,7 +210,7 @@ def draw_panel(panel, clip_id):
                f'height="{PLOT_H}"/></clipPath>')
     out.append(f'<g clip-path="url(#{clip_id})">')
     for series in panel.series:
-        out += draw(series, [(x_px(x), y_px(y)) for x, y in finite_points(series, log)])
+        out += draw(series, [(x_px(x), y_px(y)) for x, y in finite_points(series, log, xlog)])
     out.append("</g>")
     # The legend: one row per labelled series below the x axis label.
     labelled = [s for s in panel.series if s.label is not None] if panel.legend else []

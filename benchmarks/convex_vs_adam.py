@@ -79,11 +79,12 @@ Precision: float64 for every method (objective comparisons at the 1e-4 level nee
 Beside it, the gated solve is repeated in float32 to see whether float32 FISTA certifies a
 relative gap of 1e-4 (converged flag, gap, time, objective difference to float64).
 
-Writes ``benchmarks/results/convex_vs_adam.{json,md,png}`` (``convex_vs_adam_quick.*``
+Writes ``benchmarks/results/convex_vs_adam.{json,md,svg}`` (``convex_vs_adam_quick.*``
 with ``--quick``): every raw number (convex times, every run's final objective and a
 thinned objective-vs-time curve) in the JSON, the table and a findings paragraph in the
 markdown, and one subplot per data set and model of (objective - best found) / best found
-against wall time in the PNG. Prints the total runtime.
+against wall time in the SVG (drawn by ``_svg_plot``, no matplotlib; ``--figure-only``
+redraws it from the JSON). Prints the total runtime.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ import optax  # noqa: E402
 
 import cvxnn_jax as cn  # noqa: E402
 from _environment import environment  # noqa: E402
+from _svg_plot import COLORS, Panel, Series, write_svg  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -639,7 +641,7 @@ def markdown(results, total_s):
         "are training objectives L + lam/2 (||W1||^2 + ||w2||^2) (cn.nonconvex_objective); "
         "test metric: accuracy (classification) or R^2 (regression). Method and choices: "
         "docstring of benchmarks/convex_vs_adam.py; raw numbers: convex_vs_adam.json; "
-        "curves: convex_vs_adam.png.",
+        "curves: convex_vs_adam.svg.",
         "",
         table(results),
         "",
@@ -659,62 +661,48 @@ def markdown(results, total_s):
 
 
 def figure(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Objective against wall time as an SVG (``_svg_plot``; no matplotlib needed), both
+    axes logarithmic: one row per model, one column per data set. Each panel shows
+    (objective - best found) / best found + 1e-7 for Adam and SGD at their best learning
+    rate (thick: the best seed, labelled; thin: the other seeds), the convex solve as a
+    square at its median time, a dashed line at its level and one at the budget."""
     recs = results["records"]
-    models = [m for m in MODELS if any(m in r["models"] for r in recs)]
-    fig, axes = plt.subplots(len(models), len(recs), figsize=(4.2 * len(recs), 3.6 * len(models)),
-                             squeeze=False)
-    colors = {"adam": "tab:blue", "sgd": "tab:orange"}
+    colors = {"adam": COLORS[0], "sgd": COLORS[1]}
     eps = 1e-7
-    for j, rec in enumerate(recs):
-        for i, model in enumerate(models):
-            ax = axes[i][j]
+    grid = []
+    for model in [m for m in MODELS if any(m in r["models"] for r in recs)]:
+        row = []
+        for rec in recs:
             e = rec["models"].get(model)
             if e is None:
-                ax.axis("off")
                 continue
             c = e["convex"]
-            candidates = [c["objective"]] + [o["best"] for o in e["nonconvex"].values()]
-            f_star = min(candidates)
+            f_star = min([c["objective"]] + [o["best"] for o in e["nonconvex"].values()])
 
             def rel(v):
-                return (np.asarray(v) - f_star) / abs(f_star) + eps
+                # None is a diverged run's inf, as finite_or_none wrote it.
+                return math.inf if v is None else (v - f_star) / abs(f_star) + eps
 
+            series = []
             for o, nc in e["nonconvex"].items():
-                finite = [r for r in nc["runs"] if not r["diverged"]]
-                best_lr = nc["best_lr"]
-                for r in finite:
-                    if r["lr"] != best_lr:
+                for r in nc["runs"]:
+                    if r["diverged"] or r["lr"] != nc["best_lr"]:
                         continue
-                    t, v = np.array(r["curve"]["t"]), np.array(r["curve"]["objective"])
-                    label = (f"{OPTIMIZER_NAMES[o]} lr={best_lr:.2g}"
-                             if r["seed"] == nc["best_seed"] else None)
-                    ax.plot(t, rel(v), color=colors[o], lw=1.6 if label else 0.8,
-                            alpha=1.0 if label else 0.45, label=label)
-            ax.axvline(c["median_s"], color="k", ls=":", lw=0.8)
-            ax.plot([c["median_s"]], [rel(c["objective"])], "k*", ms=12,
-                    label=f"convex ({'conv.' if c['converged'] else 'NOT conv.'})")
-            ax.axhline(rel(c["objective"]), color="k", ls="--", lw=0.8)
-            ax.axvline(e["budget_s"], color="gray", ls="-", lw=0.6)
-            ax.set_yscale("log")
-            ax.set_xscale("log")
-            ax.set_title(f"{rec['dataset']}: {'gated ReLU' if model == 'gated_relu' else 'ReLU'} "
-                         f"(width {c['width']})", fontsize=10)
-            ax.set_xlabel("wall time (s)")
-            if j == 0:
-                ax.set_ylabel("(objective - best found) / best + 1e-7")
-            ax.legend(fontsize=7, loc="best", framealpha=0.6)
-    fig.suptitle("Training objective vs wall time (float64, lam = %g). Star and dashed line: convex "
-                 "solve at its time; grey line: Adam/SGD budget per run;\ncurves: Adam / SGD at "
-                 "their best learning rate (thick: best seed, thin: the other seeds)" % LAM,
-                 fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+                    best = r["seed"] == nc["best_seed"]
+                    series.append(Series(
+                        r["curve"]["t"], [rel(v) for v in r["curve"]["objective"]],
+                        f"{OPTIMIZER_NAMES[o]} lr={nc['best_lr']:.2g}" if best else None,
+                        colors[o], width=1.6 if best else 0.8, opacity=1.0 if best else 0.45))
+            status = "converged" if c["converged"] else "NOT converged"
+            series.append(Series([c["median_s"]], [rel(c["objective"])], f"convex ({status})",
+                                 "#000000", marker="square", line=False))
+            name = "gated ReLU" if model == "gated_relu" else "ReLU"
+            row.append(Panel(f"{rec['dataset']}: {name} (width {c['width']})", series,
+                             hline=(rel(c["objective"]), "convex"),
+                             vline=(e["budget_s"], "budget"), xscale="log",
+                             ylabel="(objective - best) / best + 1e-7"))
+        grid.append(row)
+    write_svg(path, grid)
 
 
 def main():
@@ -742,7 +730,14 @@ def main():
                         help="most wall time per Adam/SGD run (s); flagged in the table")
     parser.add_argument("--chunk", type=int, default=50, help="optimiser steps per compiled chunk")
     parser.add_argument("--planted-n", type=int, default=1000, help="planted teacher: training size")
+    parser.add_argument("--figure-only", action="store_true",
+                        help="redraw the figure from the saved JSON (no run)")
     args = parser.parse_args()
+    if args.figure_only:
+        suffix = "_quick" if args.quick else ""
+        saved = json.loads((RESULTS / f"convex_vs_adam{suffix}.json").read_text())
+        figure(saved, RESULTS / f"convex_vs_adam{suffix}.svg")
+        return
     args.optimizers = ("adam", "sgd")
     args.seeds = SEEDS
     args.learning_rates = dict(LEARNING_RATES)
@@ -784,7 +779,6 @@ def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     md = markdown(results, total_s)
     (RESULTS / f"convex_vs_adam{suffix}.md").write_text(md)
-    figure(results, RESULTS / f"convex_vs_adam{suffix}.png")
     total_s = time.perf_counter() - total_start
     results["total_runtime_s"] = total_s
     text = json.dumps(finite_or_none(results), indent=1, allow_nan=False)
@@ -792,10 +786,11 @@ def main():
     text = re.sub(r"\[\s*([-+0-9.eEnul]+(?:,\s*[-+0-9.eEnul]+)*)\s*\]",
                   lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
     (RESULTS / f"convex_vs_adam{suffix}.json").write_text(text)
+    figure(json.loads(text), RESULTS / f"convex_vs_adam{suffix}.svg")
     log("\n" + table(results) + "\n\n" + findings(results) + "\n\n" + float32_table(results)
         + "\n\n" + matching_table(results))
     log(f"\ntotal runtime {total_s:.0f} s ({total_s / 60:.1f} min); wrote "
-        f"benchmarks/results/convex_vs_adam{suffix}.{{json,md,png}}")
+        f"benchmarks/results/convex_vs_adam{suffix}.{{json,md,svg}}")
 
 
 if __name__ == "__main__":
