@@ -14,7 +14,12 @@ Two layouts (STYLE.md, "Devices"; ``pmap`` is not used):
   is a local matmul followed by one all-reduce of its ``(d, P)`` result; ``A w`` needs
   none; loss values and inner products are all-reduces of scalars. ``X`` is never
   gathered (the tests check the compiled program has no all-gather and no all-reduce of
-  an ``n``-sized array).
+  an ``n``-sized array). That holds for the first-order solvers. The interior point
+  (``model="relu"``'s default in float64) factors a Gram matrix each iteration: on the
+  weights side (``n > P d``, or ``InteriorPoint(factor_side="weights")``) its ``(Pd, Pd)``
+  matrix is a sum over rows, reduced like ``A^T r``; on the samples side the partitioner
+  gathers the ``(n, n)`` matrix to factor it (seen in the compiled program with 4 host
+  devices; the cost on real devices is not measured).
 
 Both run unchanged on one device (a mesh of one).
 """
@@ -118,8 +123,8 @@ def fit_data_parallel(X, y, lam=1e-3, *, devices=None, gates=None, model: str = 
     The solver is ``fit``'s, unchanged: ``X`` and ``y`` are placed with
     ``NamedSharding(mesh, PartitionSpec("rows"))`` and XLA partitions the compiled solve,
     with one all-reduce of a ``(d, P)`` array per ``A^T r`` and all-reduces of scalars for
-    loss values (see the module docstring). Same iterates as ``fit`` up to the order of
-    floating-point sums.
+    loss values, and for the interior point the communication of its Gram matrix (see the
+    module docstring). Same iterates as ``fit`` up to the order of floating-point sums.
 
     **Returns:** a :class:`Solution` replicated on every device of the mesh
     (``NamedSharding(mesh, PartitionSpec())``): its fields are ``(d, P)`` or scalars, so
