@@ -174,10 +174,13 @@ def test_interior_point_stops_when_stalled_and_polishes_on_the_faces(monkeypatch
     assert too_tight.result == cn.RESULTS.stalled and int(too_tight.num_steps) <= 40
 
     jax.clear_caches()  # the traced solve calls the polish; retrace without it
-    monkeypatch.setattr(ipm, "_polish_if_uncertified", lambda program, state, *args: state)
-    with pytest.warns(cn.ConvergenceWarning):
-        unpolished = solve(1e-9)
-    jax.clear_caches()
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(ipm, "_polish_if_uncertified", lambda program, state, *args: state)
+            with pytest.warns(cn.ConvergenceWarning):
+                unpolished = solve(1e-9)
+    finally:
+        jax.clear_caches()  # no later test may reuse the trace without the polish
     assert unpolished.result == cn.RESULTS.stalled and int(unpolished.num_steps) <= 30
     assert float(unpolished.gap) > 1e-9 * float(unpolished.objective)
 

@@ -201,16 +201,15 @@ class ProjectedReLUProgram(CompositeProgram):
 
     can_polish = True
 
-    def polish(self, W, max_newton, max_cg, tol, active=None):
-        """Newton on the faces of ``W``'s cones (:class:`FaceProgram`; ``active``, an
-        optional ``(n, 2P)`` boolean, names the faces' rows instead of ``W``'s slacks).
+    def polish(self, W, max_newton, max_cg, tol):
+        """Newton on the faces of ``W``'s cones (:class:`FaceProgram`).
 
         Newton's point may cross constraints that are inactive at ``W``; the step is
         then cut to the last feasible point of the segment (the slacks are linear in the
         step). The objective is convex along the segment and no higher at its end, so the
         result is feasible and never worse than ``W``.
         """
-        faces = FaceProgram.build(self, W, active)
+        faces = FaceProgram.build(self, W)
         U, products = newton_polish(faces, faces.coordinates(W), max_newton, max_cg, tol)
         step = faces.weights(U) - W
         slack = self.signs * (self.relu.X @ W)

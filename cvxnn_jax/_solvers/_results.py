@@ -22,6 +22,12 @@ class RESULTS(eqx.Enumeration):
     )
 
 
+def best_lower_bound(best_dual, lower):
+    """The larger of the best dual value so far and ``lower``, a new one (a non-finite
+    ``lower``, from a dual point that could not be scaled to feasibility, is ignored)."""
+    return jnp.maximum(best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+
+
 def certified_and_feasible(tol, feasibility_tol, max_steps):
     """``(converged, keep_going)`` predicates of a constrained solver's ``while_loop``.
 

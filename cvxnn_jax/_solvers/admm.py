@@ -40,7 +40,7 @@ from jax import Array
 
 from .._precision import full_precision
 from .._programs.relu import ReLUProgram
-from ._results import RESULTS, certified_and_feasible
+from ._results import RESULTS, best_lower_bound, certified_and_feasible
 
 _SQRT_HALF = 0.5**0.5
 
@@ -258,7 +258,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         rho = -loss.grad(F(W), y)
         gamma = jnp.maximum(-a_s * state.beta * state.ls, 0.0)
         gap, lower, upper = program.certificate(W, rho, gamma)
-        best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+        best_dual = best_lower_bound(state.best_dual, lower)
         gap = jnp.minimum(gap, upper - best_dual)
         finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W))
         # Residual balancing; the scaled multipliers follow beta.

@@ -30,7 +30,7 @@ from jax import Array
 from .._precision import full_precision
 from .._programs._base import CompositeProgram
 from .._programs.relu import ReLUProgram
-from ._results import RESULTS
+from ._results import RESULTS, best_lower_bound
 from .fista import FISTA, FISTAState, fista_solve
 
 
@@ -289,7 +289,7 @@ def al_solve(
         gamma = augmented.multipliers(Z)
         rho = -program.loss.grad(jnp.sum(augmented.coefficients * Z, axis=1), program.y)
         gap, lower, upper = program.certificate(W, rho, gamma)
-        best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+        best_dual = best_lower_bound(state.best_dual, lower)
         violation = program.violation(W)
         # The multipliers' own dual point lags the primal (it inherits the subproblem's
         # inexactness). When the iterate is feasible enough but that gap is too wide,

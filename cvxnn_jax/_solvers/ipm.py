@@ -76,7 +76,7 @@ from jax import Array
 from .._precision import full_precision
 from .._programs.relu import FaceProgram, ProjectedReLUProgram, ReLUProgram
 from .._prox import safe_norm
-from ._results import RESULTS, certified_and_feasible
+from ._results import RESULTS, best_lower_bound, certified_and_feasible
 from .newton import newton_polish
 
 
@@ -246,7 +246,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         """``(gap, best_dual, upper)`` at ``W`` with ``rho = -grad L`` and ``gamma = z``;
         the gap is measured from the best dual value seen so far."""
         _, lower, upper = program.certificate(W, -loss.grad(program.predict(W), y), z)
-        best_dual = jnp.maximum(best_dual, jnp.where(jnp.isfinite(lower), lower, -jnp.inf))
+        best_dual = best_lower_bound(best_dual, lower)
         return jnp.minimum(upper - lower, upper - best_dual), best_dual, upper
 
     def step(state: IPMState) -> IPMState:
@@ -418,17 +418,20 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
     W_clean = jnp.where(tiny_columns[None, :], 0.0, state.W)
     gap_c, best_c, upper_c = certify(W_clean, state.z, state.best_dual)
     use_clean = (gap_c <= jnp.maximum(state.gap, tol * jnp.abs(upper_c))) & jnp.isfinite(upper_c)
-    state = jax.tree_util.tree_map(
-        lambda clean, kept: jnp.where(use_clean, clean, kept),
-        state._replace(W=W_clean, objective=upper_c, gap=gap_c, best_dual=best_c,
-                       violation=program.violation(W_clean)),
-        state,
-    )
+    state = _keep_if(use_clean,
+                     state._replace(W=W_clean, objective=upper_c, gap=gap_c, best_dual=best_c,
+                                    violation=program.violation(W_clean)),
+                     state)
     state = _polish_if_uncertified(program, state, tol, feasibility_tol, converged)
     failed = (state.result == RESULTS.successful) & ~converged(state)
     return state._replace(result=RESULTS.where(
         failed, RESULTS.where(stalled(state), RESULTS.stalled, RESULTS.max_steps_reached),
         state.result))
+
+
+def _keep_if(condition, new: IPMState, old: IPMState) -> IPMState:
+    """``new`` where the scalar ``condition`` holds, else ``old``, leaf by leaf."""
+    return jax.tree.map(lambda a, b: jnp.where(condition, a, b), new, old)
 
 
 def _polish_if_uncertified(program: ReLUProgram, state: IPMState, tol, feasibility_tol,
@@ -461,14 +464,13 @@ def _polish_if_uncertified(program: ReLUProgram, state: IPMState, tol, feasibili
         rho = -loss.grad(program.predict(W_polished), y)
         _, lower = projected.certificate(
             W_polished, None, rho, X.T @ (program.coefficients() * rho[:, None]))
-        best_dual = jnp.maximum(state.best_dual, jnp.where(jnp.isfinite(lower), lower,
-                                                           -jnp.inf))
+        best_dual = best_lower_bound(state.best_dual, lower)
         upper = program.network_objective(W_polished)
         polished = state._replace(W=W_polished, objective=upper, gap=upper - best_dual,
                                   best_dual=best_dual, violation=program.violation(W_polished))
         better = (jnp.isfinite(upper) & (polished.gap < state.gap)
                   & (polished.violation <= jnp.maximum(feasibility_tol, state.violation)))
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), polished, state)
+        return _keep_if(better, polished, state)
 
     needed = ~converged(state) & (state.result == RESULTS.successful)
     return jax.lax.cond(needed, polish, lambda state: state, state)
