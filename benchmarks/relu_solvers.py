@@ -37,6 +37,7 @@ import cvxnn_jax as cn  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+import reference  # noqa: E402
 from reference import cvxpy_relu, planted_relu_problem  # noqa: E402
 
 LAM = 1e-3
@@ -93,6 +94,9 @@ def main():
     unknown = set(solvers) - {"al", "admm", "fista", "ipm"}
     if unknown:
         parser.error(f"unknown solvers {sorted(unknown)}")
+    if reference.cp is None and any(n <= args.cvxpy_max_n for n in sizes):
+        parser.error("cvxpy is not installed (pip install -e '.[test]'); pass --cvxpy-max-n 0 "
+                     "to time the JAX solvers alone")
 
     records = []
     for n in sizes:
