@@ -6,7 +6,8 @@
 For n in {500, 2000, 10000}, d = 20, P = 200 sampled gates (planted two-layer ReLU
 teacher, squared loss, lam = 1e-3, float64), it measures the wall time of
 ``fit(..., model="relu", solver=s, tol=1e-6, feasibility_tol=1e-6)`` (``--tol``) for s in
-{"al", "admm", "fista", "ipm"} (``--solvers``; median of ``--runs`` runs after a compile run,
+{"al", "admm", "fista", "ipm", "auto"} (``--solvers``; "auto" is ``solver=None``, the
+default for the size and device, recorded as ``chosen``; median of ``--runs`` runs after a compile run,
 each capped by ``--max-steps`` / ``--max-steps-admm`` / ``--max-steps-ipm``), and the wall time of ``tests/reference.cvxpy_relu`` (CVXPY
 construction + Clarabel at 1e-9) on the same masks for n up to ``--cvxpy-max-n``. It
 prints a table (time, converged, relative gap, violation, steps, speed-up over CVXPY,
@@ -34,6 +35,7 @@ jax.config.update("jax_enable_x64", True)
 
 
 import cvxnn_jax as cn  # noqa: E402
+from cvxnn_jax._solvers.ipm import ipm_memory_entries  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -80,7 +82,7 @@ def main():
                         help="largest n given to CVXPY/Clarabel (it is run once per size)")
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated n values")
     parser.add_argument("--solvers", type=str, default="al,admm,fista",
-                        help="comma-separated subset of al, admm, fista, ipm")
+                        help="comma-separated subset of al, admm, fista, ipm, auto")
     parser.add_argument("--tol", type=float, default=TOL,
                         help="relative gap asked of the JAX solvers (default 1e-6; another "
                              "value adds _tol<value> to the JSON name). CVXPY always runs "
@@ -91,7 +93,7 @@ def main():
     config = CONFIGS["quick" if args.quick else "full"]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else config["sizes"]
     solvers = [s for s in args.solvers.split(",") if s]
-    unknown = set(solvers) - {"al", "admm", "fista", "ipm"}
+    unknown = set(solvers) - {"al", "admm", "fista", "ipm", "auto"}
     if unknown:
         parser.error(f"unknown solvers {sorted(unknown)}")
     if reference.cp is None and any(n <= args.cvxpy_max_n for n in sizes):
@@ -104,8 +106,12 @@ def main():
         gates = cn.sample_gates(jax.random.PRNGKey(0), X, config["gates"])
         record = dict(n=n, d=config["d"], P=int(gates.shape[1]))
         for solver in solvers:
+            chosen = solver
+            if solver == "auto":
+                chosen = {cn.InteriorPoint: "ipm", cn.AugmentedLagrangian: "al"}[type(
+                    cn.default_relu_solver(n, config["d"], int(gates.shape[1]), X.dtype))]
             max_steps = {"admm": args.max_steps_admm, "ipm": args.max_steps_ipm}.get(
-                solver, args.max_steps)
+                chosen, args.max_steps)
             method = (cn.InteriorPoint(factor_side=args.ipm_factor_side) if solver == "ipm"
                       else solver)
             compile_time, _ = solve_once(X, y, gates, method, max_steps, args.tol)
@@ -117,9 +123,14 @@ def main():
                 first_call_s=compile_time, times_s=times, median_s=statistics.median(times),
                 converged=bool(sol.converged), relative_gap=float(sol.relative_gap),
                 violation=float(sol.violation), steps=int(sol.num_steps),
-                objective=float(sol.objective),
+                objective=float(sol.objective), chosen=chosen,
+                ipm_entries=ipm_memory_entries(n, config["d"], int(gates.shape[1])),
+                # The device's peak since the process started (sizes run in the order
+                # given, so after the largest one it is that one's); None on the CPU.
+                device_peak_bytes=(jax.devices()[0].memory_stats() or {}).get(
+                    "peak_bytes_in_use"),
             )
-            print(f"n={n} {solver}: {record[solver]['median_s']:.2f} s, converged="
+            print(f"n={n} {solver} ({chosen}): {record[solver]['median_s']:.2f} s, converged="
                   f"{record[solver]['converged']}, gap {record[solver]['relative_gap']:.2e}, "
                   f"violation {record[solver]['violation']:.1e}, steps {record[solver]['steps']}",
                   flush=True)

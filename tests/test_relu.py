@@ -131,6 +131,26 @@ def test_default_relu_solver():
                       cn.AugmentedLagrangian)
 
 
+def test_default_relu_solver_budget_follows_accelerator_memory(monkeypatch):
+    """On a device that reports its memory the interior point may use a quarter of it;
+    on the CPU (no report) the budget stays 2^28 entries."""
+    import cvxnn_jax._fit as fit_module
+
+    # n = 100 000, d = 20, 200 patterns: 8.3e8 entries, 6.7 GB in float64.
+    size = (100_000, 20, 200)
+    assert fit_module.ipm_memory_entries(*size) * 8 > 2**31
+    monkeypatch.setattr(fit_module, "device_memory_bytes", lambda: None)
+    assert isinstance(cn.default_relu_solver(*size, jnp.float64), cn.AugmentedLagrangian)
+    monkeypatch.setattr(fit_module, "device_memory_bytes", lambda: 80 * 2**30)
+    assert fit_module.ipm_max_entries(jnp.float64) == 80 * 2**30 // 4 // 8
+    assert isinstance(cn.default_relu_solver(*size, jnp.float64), cn.InteriorPoint)
+    assert isinstance(cn.default_relu_solver(*size, jnp.float32), cn.AugmentedLagrangian)
+    # A small device never shrinks the CPU's budget.
+    monkeypatch.setattr(fit_module, "device_memory_bytes", lambda: 2**30)
+    assert fit_module.ipm_max_entries(jnp.float64) == 2**28
+    assert isinstance(cn.default_relu_solver(500, 21, 200, jnp.float64), cn.InteriorPoint)
+
+
 def test_centrality_correctors_save_interior_point_iterations():
     # A planted problem off the benchmark's seed (n = 300, d = 20, 100 patterns): 37
     # iterations without Gondzio's correctors and 30 with the default two, measured with
