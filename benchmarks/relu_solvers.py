@@ -39,8 +39,7 @@ from cvxnn_jax._solvers.ipm import ipm_memory_entries  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-import reference  # noqa: E402
-from reference import cvxpy_relu, planted_relu_problem  # noqa: E402
+from reference import cp, cvxpy_relu, planted_relu_problem  # noqa: E402
 
 LAM = 1e-3
 TOL = 1e-6
@@ -96,7 +95,7 @@ def main():
     unknown = set(solvers) - {"al", "admm", "fista", "ipm", "auto"}
     if unknown:
         parser.error(f"unknown solvers {sorted(unknown)}")
-    if reference.cp is None and any(n <= args.cvxpy_max_n for n in sizes):
+    if cp is None and any(n <= args.cvxpy_max_n for n in sizes):
         parser.error("cvxpy is not installed (pip install -e '.[test]'); pass --cvxpy-max-n 0 "
                      "to time the JAX solvers alone")
 
