@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 
 
 def full_precision(fn):
@@ -32,3 +33,68 @@ def full_precision(fn):
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+# ---------------------------------------------------------------------------------------
+# Error-free transformations (Dekker 1971, Knuth; Ogita, Rump & Oishi 2005) for sums that
+# must be right to the precision of a small *result* computed from large terms: the
+# residual ``A x - y`` of a close fit in float32 (GatedReLUProgram.forward). XLA does not
+# reassociate floating-point arithmetic, so these identities hold as written.
+def two_sum(a, b):
+    """``(s, e)`` with ``s = fl(a + b)`` and ``s + e = a + b`` exactly."""
+    s = a + b
+    b_virtual = s - a
+    return s, (a - (s - b_virtual)) + (b - b_virtual)
+
+
+def _split(a):
+    # Veltkamp's split: a = hi + lo with hi holding the upper half of the significand.
+    factor = jnp.asarray(2.0 ** ((jnp.finfo(a.dtype).nmant + 2) // 2) + 1.0, a.dtype)
+    t = factor * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+def two_product(a, b):
+    """``(p, e)`` with ``p = fl(a * b)`` and ``p + e = a * b`` exactly (no overflow)."""
+    p = a * b
+    a_hi, a_lo = _split(a)
+    b_hi, b_lo = _split(b)
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def compensated_sum(terms, axis: int = -1):
+    """Sum of ``terms`` along ``axis`` by a pairwise tree of :func:`two_sum`, with every
+    rounding error carried along: about as accurate as summing in twice the precision."""
+    s = jnp.moveaxis(terms, axis, -1)
+    carry = jnp.zeros_like(s)
+    while s.shape[-1] > 1:
+        if s.shape[-1] % 2:
+            pad = [(0, 0)] * (s.ndim - 1) + [(0, 1)]
+            s, carry = jnp.pad(s, pad), jnp.pad(carry, pad)
+        s, error = two_sum(s[..., 0::2], s[..., 1::2])
+        carry = carry[..., 0::2] + carry[..., 1::2] + error
+    return s[..., 0] + carry[..., 0]
+
+
+def power_of_two(exponent, dtype):
+    """``2.0 ** exponent`` exactly, for integer ``exponent`` in ``dtype``'s normal range
+    (clipped to it). Built from the bits: XLA's ``exp2`` and ``ldexp`` (through ``pow``)
+    are approximations on the CPU."""
+    info = jnp.finfo(dtype)
+    int_dtype = {16: jnp.int16, 32: jnp.int32, 64: jnp.int64}[info.bits]
+    exponent = jnp.clip(jnp.asarray(exponent), info.minexp, info.maxexp - 1).astype(int_dtype)
+    biased = exponent + jnp.asarray(1 - info.minexp, int_dtype)
+    return jax.lax.bitcast_convert_type(biased << info.nmant, dtype)
+
+
+def split_on_grid(W, num_terms: int):
+    """``(W_hi, W_lo)``, ``W = W_hi + W_lo`` exactly, with ``W_hi`` on a grid so coarse
+    that any sum of at most ``num_terms`` of its entries is exact in ``W``'s dtype (so a
+    matrix product with a 0/1 matrix is exact), and ``|W_lo| <= grid / 2``."""
+    info = jnp.finfo(W.dtype)
+    # bound <= 2^e (frexp is exact); one more bit covers W_hi's rounding up.
+    _, e = jnp.frexp(jnp.max(jnp.abs(W)) * num_terms)
+    grid = power_of_two(e + 1 - (info.nmant + 1), W.dtype)
+    W_hi = jnp.round(W / grid) * grid
+    return W_hi, W - W_hi

@@ -4,11 +4,15 @@ passes, under which float32 FISTA stalled at a relative gap of 1.8e-2 on an H100
 reported an objective 0.7% off its own weights (cvxnn_jax/_precision.py). The check reads
 the traced programs, so it runs on the CPU, where the setting changes no numbers."""
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import cvxnn_jax as cn
+from cvxnn_jax._programs.gated_relu import GatedReLUProgram
 
 from reference import planted_relu_problem
 
@@ -76,3 +80,76 @@ def test_path_gradient_and_certificate_trace_products_at_highest_precision(data3
     network = cn.fit(X, y, 1e-2, gates=gates, model="relu", tol=1e-3, max_steps=20_000).network
     _assert_all_highest(lambda X, y: cn.certify(network, X, y, 1e-2, key=jax.random.PRNGKey(1)).objective,
                         X, y)
+
+
+# ------------------------------------------------------------ residual coordinates
+def _float32_wide_range(seed, shape):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * 10.0 ** rng.uniform(-6, 6, shape)).astype(np.float32)
+
+
+def test_error_free_transformations_are_exact_in_float32():
+    """``two_sum`` / ``two_product`` return the rounding error exactly (checked in float64,
+    where sums and products of two float32 numbers are exact); ``compensated_sum`` of
+    terms that cancel to 1e-8 of their size matches ``math.fsum``; ``split_on_grid``
+    makes a 0/1 matrix product exact."""
+    from cvxnn_jax._precision import compensated_sum, split_on_grid, two_product, two_sum
+
+    a, b = _float32_wide_range(0, 4000), _float32_wide_range(1, 4000)
+    s, e = two_sum(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_array_equal(np.float64(s) + np.float64(e), np.float64(a) + np.float64(b))
+    # Products within float32's exponent range (Veltkamp's split needs headroom).
+    a, b = a / 1e3, b / 1e3
+    p, e = two_product(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_array_equal(np.float64(p) + np.float64(e), np.float64(a) * np.float64(b))
+
+    rng = np.random.default_rng(2)
+    big = rng.standard_normal((7, 51)).astype(np.float32) * 30.0
+    terms = np.concatenate([big, -big[:, ::-1]], axis=1)  # sums to zero exactly ...
+    terms[:, 0] += np.float32(1e-6) * rng.standard_normal(7).astype(np.float32)  # ... nearly
+    exact = np.array([math.fsum(map(float, row)) for row in terms])
+    plain = np.float64(jnp.sum(jnp.asarray(terms), axis=1))
+    compensated = np.float64(compensated_sum(jnp.asarray(terms), axis=1))
+    np.testing.assert_allclose(compensated, exact, rtol=1e-6, atol=0)
+    assert np.max(np.abs(plain - exact)) > 100 * np.max(np.abs(compensated - exact))
+
+    W = jnp.asarray(_float32_wide_range(3, (40, 300)) / 1e5)
+    masks = jnp.asarray(rng.random((200, 300)) < 0.5, jnp.float32)
+    W_hi, W_lo = split_on_grid(W, masks.shape[1])
+    np.testing.assert_array_equal(np.float64(W_hi) + np.float64(W_lo), np.float64(W))
+    np.testing.assert_array_equal(np.float64(masks @ W_hi.T),
+                                  np.float64(masks) @ np.float64(W_hi).T)
+
+
+def test_residual_coordinates_give_float32_residuals_of_a_close_fit():
+    """A close fit (residuals ~1e-3 of ``|y|``) in float32: ``matvec(W) - y`` keeps a few
+    digits of the residual, ``forward`` in residual coordinates nearly all of them; a
+    float32 ``fit`` uses them and its certificate stays an upper bound on the true
+    excess over the float64 optimum."""
+    from cvxnn_jax._losses import SquaredLoss
+
+    X64, y64 = planted_relu_problem(0, n=300, d=20)
+    gates = cn.sample_gates(jax.random.PRNGKey(0), jnp.asarray(X64), 100)
+    best = cn.fit(jnp.asarray(X64), jnp.asarray(y64), 1e-3, gates=gates, tol=1e-10,
+                  max_steps=50_000)
+    masks = cn.gate_masks(jnp.asarray(X64), gates)
+    f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    W = f32(best.weights)
+    exact = (np.float64(X64.astype(np.float32)) * (np.float64(f32(masks)) @ np.float64(W).T)
+             ).sum(1) - np.float64(y64.astype(np.float32))
+    program = GatedReLUProgram(f32(X64), f32(masks), f32(y64), jnp.float32(1e-3),
+                               SquaredLoss(), residual=True)
+    accurate = np.float64(jax.jit(lambda p, W: p.forward(W))(program, W))
+    plain = np.float64(program.matvec(W) - program.y)
+    scale = np.max(np.abs(exact))
+    assert scale < 1e-2 * np.max(np.abs(y64))  # the fit is close
+    assert np.max(np.abs(accurate - exact)) <= 1e-6 * scale
+    assert np.max(np.abs(plain - exact)) >= 100 * np.max(np.abs(accurate - exact))
+
+    sol = cn.fit(f32(X64), f32(y64), 1e-3, gates=f32(gates), tol=1e-4, max_steps=20_000)
+    assert bool(sol.converged)
+    p64 = GatedReLUProgram(jnp.asarray(X64), masks, jnp.asarray(y64), jnp.float64(1e-3),
+                           SquaredLoss())
+    true_objective = float(p64.objective(jnp.asarray(sol.weights, jnp.float64)))
+    excess = true_objective - float(best.objective)
+    assert 0.0 <= excess <= float(sol.gap) * (1 + 1e-3) + 1e-7 * abs(float(best.objective))

@@ -84,24 +84,46 @@ class CompositeProgram(eqx.Module):
     def init_x(self):
         """The zero point, with the structure and dtype of ``x``."""
 
+    # Residual coordinates. With ``residual = True`` (squared loss only) the solvers track
+    # ``z = A x - y`` instead of ``A x``, and every hook below takes that ``z``. When the
+    # fit is close (residuals far smaller than ``y``), ``A x`` rounded to float32 keeps
+    # only a few digits of the residual, which is the dual point: tracking the residual,
+    # computed by :meth:`forward` from an accurate product, lowers float32's certificate
+    # floor (DESIGN.md section 2, "Float32 hazard"). Subclasses that support it declare a
+    # static ``residual`` field.
+    residual = False
+
+    def forward(self, x) -> Array:
+        """The solvers' ``z`` for ``x``: ``A x``, or ``A x - y`` in residual coordinates.
+
+        Differences of ``z`` are ``matvec`` of differences of ``x`` in both cases.
+        """
+        z = self.matvec(x)
+        return z - self.y if self.residual else z
+
+    def loss_target(self) -> Array:
+        """What the hooks compare ``z`` with: ``y``, or zeros in residual coordinates
+        (``L(z, y)`` depends on ``z - y`` alone for the squared loss)."""
+        return jnp.zeros_like(self.y) if self.residual else self.y
+
     # The smooth part as a function of the operator's output ``z = A x``. Solvers call
     # these hooks, never the loss directly, so a program whose smooth part is more than
     # ``loss(z, y)`` (the augmented Lagrangian of the ReLU program) reuses them as they are.
     def smooth_value(self, z) -> Array:
         """The smooth part ``f(z)`` at ``z = A x`` (scalar)."""
-        return self.loss.value(z, self.y)
+        return self.loss.value(z, self.loss_target())
 
     def smooth_grad(self, z):
         """``grad f(z)``, same structure as ``z``."""
-        return self.loss.grad(z, self.y)
+        return self.loss.grad(z, self.loss_target())
 
     def smooth_bregman(self, z_new, z_old) -> Array:
         """``f(z_new) - f(z_old) - <grad f(z_old), z_new - z_old>``, without cancellation."""
-        return self.loss.bregman(z_new, z_old, self.y)
+        return self.loss.bregman(z_new, z_old, self.loss_target())
 
     def smooth_curvature(self, z) -> Array:
         """Diagonal of ``f``'s Hessian with respect to ``z`` (the loss is separable)."""
-        return self.loss.curvature(z, self.y)
+        return self.loss.curvature(z, self.loss_target())
 
     def smoothness(self) -> Array:
         """Lipschitz constant of ``grad f`` with respect to ``z``."""
@@ -109,4 +131,4 @@ class CompositeProgram(eqx.Module):
 
     def objective(self, x) -> Array:
         """``f(A x) + regulariser(x)``."""
-        return self.smooth_value(self.matvec(x)) + self.regulariser(x)
+        return self.smooth_value(self.forward(x)) + self.regulariser(x)

@@ -168,7 +168,7 @@ def newton_polish(program, W: Array, max_newton: int, max_cg: int, tol: Array):
         )
 
     W = W * mask
-    z = program.matvec(W)
+    z = program.forward(W)
     loss_gradient = program.rmatvec(program.smooth_grad(z))
     size = gradient_size(W, loss_gradient)
     start = _Newton(W, z, loss_gradient, objective(W, z), size, jnp.zeros((), jnp.int32),
