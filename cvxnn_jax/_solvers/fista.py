@@ -14,7 +14,9 @@ sample from ``A d`` (see ``Loss.bregman``), with ``||d||^2 / (2 s)``. It never s
 two loss values, so it cannot stall at round-off in float32 (DESIGN.md section 2).
 
 Every ``check_every`` steps the predictions ``A x`` and ``A x_prev`` are recomputed (so
-the running linear combinations cannot drift) and the duality gap is evaluated from two dual
+the running linear combinations cannot drift; programs in residual coordinates track
+``A x - y`` instead, refreshed by their accurate ``forward``, which is what lets float32
+certify close fits) and the duality gap is evaluated from two dual
 points: the scaled gradient ``rho = -grad L(A x)`` and its Anderson extrapolation over
 the last checks (dual extrapolation, Massias, Gramfort & Salmon 2018 / ``celer``), which
 is far tighter once the support settles. The best dual value seen is kept: any feasible
