@@ -67,9 +67,11 @@ def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FIST
                       x0=None):
     # Below float64 the solver tracks residuals, not predictions (GatedReLUProgram.forward):
     # float32 predictions of a close fit keep too few digits of the residual to certify.
-    residual = isinstance(loss, SquaredLoss) and jnp.finfo(X.dtype).bits < 64
+    # Its iterate is held in two words there too (GatedReLUProgram.prox_compensated).
+    below_float64 = jnp.finfo(X.dtype).bits < 64
     program = GatedReLUProgram(X=X, masks=gate_masks(X, gates), y=y, lam=lam, loss=loss,
-                               residual=residual)
+                               residual=below_float64 and isinstance(loss, SquaredLoss),
+                               compensated=below_float64)
     x0 = program.init_x() if x0 is None else x0
     state = fista_solve(program, x0, tol, max_steps, solver)
     W1, w2 = split_group(state.x)

@@ -93,6 +93,17 @@ class CompositeProgram(eqx.Module):
     # static ``residual`` field.
     residual = False
 
+    # Two-word iterates. With ``compensated = True`` FISTA holds its iterate as
+    # ``x + x_lo`` and moves it by :meth:`prox_compensated`: in float32 the iterate stops
+    # moving (its steps fall below its last place) long before the certificate is met,
+    # and FISTA's momentum, a difference of consecutive iterates, loses its digits first.
+    compensated = False
+
+    def prox_compensated(self, x_hi, x_lo, move, step):
+        """``prox(x_hi + x_lo + move, step)`` as two words ``(hi, lo)`` (programs with
+        ``compensated = True``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no two-word prox")
+
     def forward(self, x) -> Array:
         """The solvers' ``z`` for ``x``: ``A x``, or ``A x - y`` in residual coordinates.
 

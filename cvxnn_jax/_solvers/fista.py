@@ -53,6 +53,8 @@ class FISTAState(NamedTuple):
     x_prev: Array
     z: Array  # program.forward(x): A x (A x - y in residual coordinates)
     z_prev: Array  # program.forward(x_prev)
+    x_lo: Array  # the iterate's second word (program.compensated; zeros otherwise)
+    x_prev_lo: Array
     momentum: Array  # Nesterov's t
     step_size: Array
     min_step_size: Array
@@ -154,6 +156,8 @@ class FISTA(eqx.Module):
             x_prev=x0,
             z=z0,
             z_prev=z0,
+            x_lo=jnp.zeros_like(x0),
+            x_prev_lo=jnp.zeros_like(x0),
             momentum=jnp.ones((), dtype),
             step_size=step,
             min_step_size=step * 2.0**-40,
@@ -177,21 +181,33 @@ class FISTA(eqx.Module):
         x, z = state.x, state.z
         momentum_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * state.momentum**2))
         beta = (state.momentum - 1.0) / momentum_next
-        y = x + beta * (x - state.x_prev)
         zy = z + beta * (z - state.z_prev)
-        grad = program.rmatvec(program.smooth_grad(zy))
         slack = 1.0 + 8.0 * jnp.finfo(x.dtype).eps
+        if program.compensated:
+            # Two-word iterate: y = x + extrapolation, and every quantity below is a
+            # small difference computed as such (x_new - y = d, x_new - x = d + extrapolation).
+            extrapolation = beta * ((x - state.x_prev) + (state.x_lo - state.x_prev_lo))
+            y = x + extrapolation
+        else:
+            y = x + beta * (x - state.x_prev)
+        grad = program.rmatvec(program.smooth_grad(zy))
 
         def trial(step_size):
-            x_new, prox_state = program.prox_with_state(
-                y - step_size * grad, step_size, state.prox_state)
-            d = x_new - y
+            if program.compensated:
+                x_new = program.prox_compensated(x, state.x_lo,
+                                                 extrapolation - step_size * grad, step_size)
+                prox_state = state.prox_state
+                d = (x_new[0] - x) + (x_new[1] - state.x_lo) - extrapolation
+            else:
+                x_new, prox_state = program.prox_with_state(
+                    y - step_size * grad, step_size, state.prox_state)
+                d = x_new - y
             dz = program.matvec(d)
             curvature = program.smooth_bregman(zy + dz, zy)
             accepted = (curvature <= slack * jnp.sum(d * d) / (2.0 * step_size)) | (
                 step_size <= state.min_step_size
             )
-            return step_size, x_new, dz, prox_state, accepted
+            return step_size, x_new, d, dz, prox_state, accepted
 
         first = jnp.minimum(self.step_growth * state.step_size, state.max_step_size)
 
@@ -203,18 +219,26 @@ class FISTA(eqx.Module):
                                                      state.min_step_size), first)
             return *trial(step_size), jnp.ones((), bool)
 
-        not_tried = (first, y, jnp.zeros_like(zy), state.prox_state, jnp.zeros((), bool),
-                     jnp.zeros((), bool))
-        step_size, x_new, dz, prox_state, _, _ = jax.lax.while_loop(
+        x_none = (x, state.x_lo) if program.compensated else y
+        not_tried = (first, x_none, jnp.zeros_like(y), jnp.zeros_like(zy), state.prox_state,
+                     jnp.zeros((), bool), jnp.zeros((), bool))
+        step_size, x_new, d, dz, prox_state, _, _ = jax.lax.while_loop(
             lambda carry: ~carry[-2], backtrack, not_tried
         )
         # A zero step (x+ = y) says nothing about the curvature: keep the old step size.
-        moved = jnp.any(x_new != y)
+        moved = jnp.any(d != 0)
         step_size = jnp.where(moved, step_size, state.step_size)
-        restart = jnp.vdot(y - x_new, x_new - x) > 0
+        if program.compensated:
+            restart = jnp.vdot(-d, d + extrapolation) > 0
+            x_new, x_new_lo = x_new
+        else:
+            restart = jnp.vdot(y - x_new, x_new - x) > 0
+            x_new_lo = state.x_lo
         return state._replace(
             x=x_new,
             x_prev=x,
+            x_lo=x_new_lo,
+            x_prev_lo=state.x_lo,
             z=zy + dz,
             z_prev=z,
             momentum=jnp.where(restart, jnp.ones_like(momentum_next), momentum_next),
@@ -244,9 +268,12 @@ class FISTA(eqx.Module):
         # Both predictions are refreshed: an error left in z - z_prev would persist
         # through the momentum recursion (beta -> 1) and grow from block to block. In
         # residual coordinates the accurate z_prev comes from z and a product of the
-        # (small) difference, not from a second, dearer forward.
-        if program.residual:
-            z_prev = z - program.matvec(x - state.x_prev)
+        # (small) difference, not from a second, dearer forward. The certificate is for
+        # x (the first word, what the solve returns); the iteration tracks x + x_lo.
+        z_iterate = z + program.matvec(state.x_lo) if program.compensated else z
+        if program.residual or program.compensated:
+            z_prev = z_iterate - program.matvec(
+                (x - state.x_prev) + (state.x_lo - state.x_prev_lo))
         else:
             z_prev = program.matvec(state.x_prev)
         rho = -program.smooth_grad(z)
@@ -272,7 +299,7 @@ class FISTA(eqx.Module):
         finite = jnp.isfinite(objective) & jnp.all(jnp.isfinite(x))
         result = RESULTS.where(finite, state.result, RESULTS.nonfinite)
         return state._replace(
-            z=z,
+            z=z_iterate,
             z_prev=z_prev,
             rho_history=rho_history,
             At_rho_history=At_rho_history,
@@ -288,7 +315,8 @@ class FISTA(eqx.Module):
     def polish(self, program, state: FISTAState, tol: Array) -> FISTAState:
         """Newton on the support of ``x``, then a fresh certificate; momentum restarts."""
         x, products = program.polish(state.x, self.polish_newton, self.polish_cg, tol)
-        state = state._replace(x=x, x_prev=x, momentum=jnp.ones_like(state.momentum),
+        state = state._replace(x=x, x_prev=x, x_lo=jnp.zeros_like(x),
+                               x_prev_lo=jnp.zeros_like(x), momentum=jnp.ones_like(state.momentum),
                                num_steps=state.num_steps + products)
         return self.certify(program, state)
 
