@@ -12,7 +12,7 @@ import numpy as np
 
 from ._precision import full_precision
 from ._growth import Grow, grow
-from ._losses import LogisticLoss, Loss, SquaredLoss, get_loss
+from ._losses import LogisticLoss, Loss, get_loss
 from ._networks import GatedReLUNetwork, relu_network, split_group
 from ._patterns import add_bias_column, enumerate_gates_1d, enumerate_gates_2d, gate_masks, sample_gates
 from ._programs.gated_relu import GatedReLUProgram
@@ -65,13 +65,7 @@ def report_convergence(solution, tol, throw: bool, name: str):
 @eqx.filter_jit
 def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FISTA, bias: bool,
                       x0=None):
-    # Below float64 the solver tracks residuals, not predictions (GatedReLUProgram.forward):
-    # float32 predictions of a close fit keep too few digits of the residual to certify.
-    # Its iterate is held in two words there too (GatedReLUProgram.prox_compensated).
-    below_float64 = jnp.finfo(X.dtype).bits < 64
-    program = GatedReLUProgram(X=X, masks=gate_masks(X, gates), y=y, lam=lam, loss=loss,
-                               residual=below_float64 and isinstance(loss, SquaredLoss),
-                               compensated=below_float64)
+    program = GatedReLUProgram.build(X, gate_masks(X, gates), y, lam, loss)
     x0 = program.init_x() if x0 is None else x0
     state = fista_solve(program, x0, tol, max_steps, solver)
     W1, w2 = split_group(state.x)
