@@ -14,6 +14,8 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from ._precision import two_sum
+
 
 def safe_norm(x: ArrayLike, axis=None, keepdims: bool = False) -> Array:
     """Euclidean norm whose gradient is 0 (not NaN) at x = 0.
@@ -59,8 +61,6 @@ def prox_group_l2_compensated(x_hi: Array, x_lo: Array, move: Array, lam: ArrayL
     moves by less than its last place long before the solve is certified). A group
     shrunk to zero is exactly zero in both words.
     """
-    from ._precision import two_sum  # a leaf module; imported here to keep _prox light
-
     norm = safe_norm(x_hi + move)
     threshold = jnp.asarray(scaling, x_hi.dtype) * jnp.asarray(lam, x_hi.dtype)
     nonzero = norm > threshold

@@ -94,8 +94,9 @@ class GatedReLUProgram(CompositeProgram):
         return (r[:, None] * self.X).T @ self.masks
 
     def forward(self, W):
-        """``A W``, or in residual coordinates ``A W - y`` accurate to about the working
-        precision of the residual itself, not of ``A W``: ``masks @ W^T`` is split into a
+        """``A W`` (shape ``(n,)``, ``W`` of shape ``(d, P)``), or in residual coordinates
+        ``A W - y`` accurate to about the working precision of the residual itself, not
+        of ``A W``: ``masks @ W^T`` is split into a
         part computed exactly (``W`` on a coarse grid) and a small remainder, and the
         products with ``X`` and the row sums minus ``y`` are error-free transformations
         (``_precision.py``). About 2.5 matvecs of work; solvers call it only to refresh

@@ -184,10 +184,10 @@ class FISTA(eqx.Module):
         zy = z + beta * (z - state.z_prev)
         slack = 1.0 + 8.0 * jnp.finfo(x.dtype).eps
         if program.compensated:
-            # Two-word iterate: y = x + extrapolation, and every quantity below is a
-            # small difference computed as such (x_new - y = d, x_new - x = d + extrapolation).
+            # Two-word iterate: y = x + extrapolation is never formed; every quantity
+            # below is a small difference computed as such (x_new - y = d,
+            # x_new - x = d + extrapolation).
             extrapolation = beta * ((x - state.x_prev) + (state.x_lo - state.x_prev_lo))
-            y = x + extrapolation
         else:
             y = x + beta * (x - state.x_prev)
         grad = program.rmatvec(program.smooth_grad(zy))
@@ -219,8 +219,9 @@ class FISTA(eqx.Module):
                                                      state.min_step_size), first)
             return *trial(step_size), jnp.ones((), bool)
 
-        x_none = (x, state.x_lo) if program.compensated else y
-        not_tried = (first, x_none, jnp.zeros_like(y), jnp.zeros_like(zy), state.prox_state,
+        # The carry before any trial; the loop runs at least once, so x_new is replaced.
+        untried_x_new = (x, state.x_lo) if program.compensated else y
+        not_tried = (first, untried_x_new, jnp.zeros_like(x), jnp.zeros_like(zy), state.prox_state,
                      jnp.zeros((), bool), jnp.zeros((), bool))
         step_size, x_new, d, dz, prox_state, _, _ = jax.lax.while_loop(
             lambda carry: ~carry[-2], backtrack, not_tried
