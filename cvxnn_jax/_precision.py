@@ -47,6 +47,13 @@ def two_sum(a, b):
     return s, (a - (s - b_virtual)) + (b - b_virtual)
 
 
+def add_to_two_words(hi, lo, increment):
+    """``hi + lo + increment`` as two words ``(hi', lo')`` with ``hi' = fl(hi' + lo')``:
+    the increment's digits below ``hi``'s last place are kept in ``lo'``."""
+    s, error = two_sum(hi, increment)
+    return two_sum(s, lo + error)
+
+
 def _split(a):
     # Veltkamp's split: a = hi + lo with hi holding the upper half of the significand.
     factor = jnp.asarray(2.0 ** ((jnp.finfo(a.dtype).nmant + 2) // 2) + 1.0, a.dtype)

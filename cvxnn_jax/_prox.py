@@ -14,9 +14,6 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from ._precision import two_sum
-
-
 def safe_norm(x: ArrayLike, axis=None, keepdims: bool = False) -> Array:
     """Euclidean norm whose gradient is 0 (not NaN) at x = 0.
 
@@ -49,25 +46,25 @@ def prox_group_l2(x: ArrayLike, lam: ArrayLike, scaling: ArrayLike = 1.0) -> Arr
     return jnp.maximum(1.0 - ratio, 0.0) * x
 
 
-def prox_group_l2_compensated(x_hi: Array, x_lo: Array, move: Array, lam: ArrayLike,
-                              scaling: ArrayLike = 1.0) -> tuple[Array, Array]:
+def prox_group_l2_increment(x_hi: Array, x_lo: Array, move: Array, lam: ArrayLike,
+                            scaling: ArrayLike = 1.0) -> tuple[Array, Array]:
     """:func:`prox_group_l2` of ``x + move`` for ``x = x_hi + x_lo`` held in two words,
-    returned as two words ``(hi, lo)``.
+    returned as an increment over ``x``: ``(increment, zero)`` with
+    ``prox = x + increment``, and ``zero`` (a boolean scalar) true where the prox is
+    exactly zero (``x + increment`` need not round to zero then).
 
-    The result is formed as ``x + (move * c - x * t)`` with ``t = min(1, scaling*lam/||x
-    + move||)`` and ``c = 1 - t``: near a fixed point ``move`` and the shrinkage ``x * t``
-    are small and nearly cancel, and computing them as an increment keeps the digits
-    that rounding ``x + move`` to one word would lose (FISTA in float32: the iterate
-    moves by less than its last place long before the solve is certified). A group
-    shrunk to zero is exactly zero in both words.
+    The increment is ``move * c - x * t`` with ``t = min(1, scaling*lam/||x + move||)``
+    and ``c = 1 - t``: near a fixed point ``move`` and the shrinkage ``x * t`` are small
+    and nearly cancel, and computing their difference as such keeps the digits that
+    rounding ``x + move`` to one word would lose (FISTA in float32: the iterate moves by
+    less than its last place long before the solve is certified). Add it to the two
+    words with :func:`~cvxnn_jax._precision.add_to_two_words`.
     """
     norm = safe_norm(x_hi + move)
     threshold = jnp.asarray(scaling, x_hi.dtype) * jnp.asarray(lam, x_hi.dtype)
-    nonzero = norm > threshold
-    t = jnp.where(nonzero, threshold / jnp.where(nonzero, norm, 1.0), 1.0)
-    hi, error = two_sum(x_hi, -x_hi * t)
-    lo = (x_lo + error) + (move * (1.0 - t) - x_lo * t)
-    return two_sum(hi, lo)
+    zero = norm <= threshold
+    t = jnp.where(zero, 1.0, threshold / jnp.where(zero, 1.0, norm))
+    return move * (1.0 - t) - x_hi * t - x_lo * t, zero
 
 
 def prox_l1(x: ArrayLike, lam: ArrayLike, scaling: ArrayLike = 1.0) -> Array:

@@ -160,11 +160,12 @@ def test_residual_coordinates_give_float32_residuals_of_a_close_fit():
 
 
 def test_two_word_group_prox_keeps_the_digits_of_a_small_move():
-    """``prox_group_l2_compensated`` of ``x_hi + x_lo + move`` against the float64 prox:
-    about 1e-4 of float32's last place off where the shrinkage is small, while rounding
-    ``x + move`` to float32 first is off by the last place; a group shrunk to zero is
-    zero in both words."""
-    from cvxnn_jax._prox import prox_group_l2, prox_group_l2_compensated
+    """``prox_group_l2_increment`` of ``x_hi + x_lo + move``, added to the two words,
+    against the float64 prox: about 1e-4 of float32's last place off where the
+    shrinkage is small, while rounding ``x + move`` to float32 first is off by the last
+    place; a group shrunk to zero says so (and FISTA then zeroes both words)."""
+    from cvxnn_jax._precision import add_to_two_words
+    from cvxnn_jax._prox import prox_group_l2, prox_group_l2_increment
 
     rng = np.random.default_rng(4)
     x = rng.standard_normal(50)
@@ -174,8 +175,11 @@ def test_two_word_group_prox_keeps_the_digits_of_a_small_move():
     exact_input = np.float64(x_hi) + np.float64(x_lo) + np.float64(move)
     threshold = 1e-4 * np.linalg.norm(exact_input)
     exact = np.asarray(prox_group_l2(jnp.asarray(exact_input), threshold))
-    hi, lo = prox_group_l2_compensated(jnp.asarray(x_hi), jnp.asarray(x_lo), jnp.asarray(move),
-                                       np.float32(threshold))
+    increment, zero = prox_group_l2_increment(jnp.asarray(x_hi), jnp.asarray(x_lo),
+                                              jnp.asarray(move), np.float32(threshold))
+    assert not zero
+    hi, lo = add_to_two_words(jnp.asarray(x_hi), jnp.asarray(x_lo), increment)
+    assert np.all(np.float32(np.float64(hi) + np.float64(lo)) == np.asarray(hi))
     two_words = np.float64(hi) + np.float64(lo)
     one_word = np.float64(prox_group_l2(jnp.asarray(exact_input, jnp.float32),
                                         np.float32(threshold)))
@@ -183,6 +187,6 @@ def test_two_word_group_prox_keeps_the_digits_of_a_small_move():
     assert np.max(np.abs(two_words - exact)) <= 1e-3 * ulp
     assert np.max(np.abs(one_word - exact)) >= 0.1 * ulp
 
-    hi, lo = prox_group_l2_compensated(jnp.asarray(x_hi), jnp.asarray(x_lo), jnp.asarray(move),
-                                       np.float32(2 * np.linalg.norm(exact_input)))
-    assert not np.any(np.asarray(hi)) and not np.any(np.asarray(lo))
+    _, zero = prox_group_l2_increment(jnp.asarray(x_hi), jnp.asarray(x_lo), jnp.asarray(move),
+                                      np.float32(2 * np.linalg.norm(exact_input)))
+    assert zero

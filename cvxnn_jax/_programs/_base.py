@@ -94,14 +94,15 @@ class CompositeProgram(eqx.Module):
     residual = False
 
     # Two-word iterates. With ``compensated = True`` FISTA holds its iterate as
-    # ``x + x_lo`` and moves it by :meth:`prox_compensated`: in float32 the iterate stops
+    # ``x + x_lo`` and moves it by :meth:`prox_increment`: in float32 the iterate stops
     # moving (its steps fall below its last place) long before the certificate is met,
     # and FISTA's momentum, a difference of consecutive iterates, loses its digits first.
     compensated = False
 
-    def prox_compensated(self, x_hi, x_lo, move, step):
-        """``prox(x_hi + x_lo + move, step)`` as two words ``(hi, lo)`` (programs with
-        ``compensated = True``)."""
+    def prox_increment(self, x_hi, x_lo, move, step):
+        """``prox(x + move, step)`` for ``x = x_hi + x_lo`` as ``(increment, zero)``: the
+        prox is ``x + increment``, and exactly zero where ``zero`` (a boolean array of
+        ``x``'s shape) is true (programs with ``compensated = True``)."""
         raise NotImplementedError(f"{type(self).__name__} has no two-word prox")
 
     def forward(self, x) -> Array:

@@ -15,13 +15,13 @@ from jax import Array
 
 from .._losses import Loss, SquaredLoss
 from .._precision import compensated_sum, split_on_grid, two_product
-from .._prox import prox_group_l2, prox_group_l2_compensated, safe_norm
+from .._prox import prox_group_l2, prox_group_l2_increment, safe_norm
 from .._solvers.newton import newton_polish
 from ._base import CompositeProgram, dual_scale
 
 _prox_columns = jax.vmap(prox_group_l2, in_axes=(1, None, None), out_axes=1)
-_prox_columns_compensated = jax.vmap(prox_group_l2_compensated, in_axes=(1, 1, 1, None, None),
-                                     out_axes=1)
+_prox_increment_columns = jax.vmap(prox_group_l2_increment, in_axes=(1, 1, 1, None, None),
+                                   out_axes=(1, 0))
 
 
 def group_lasso_certificate(program, W: Array, z: Array, rho: Array, At_rho: Array):
@@ -55,7 +55,7 @@ class GatedReLUProgram(CompositeProgram):
     - loss: the :class:`~cvxnn_jax.Loss`.
     - residual: solvers track the residual ``A W - y`` (squared loss only; see
       :meth:`forward`). ``fit`` turns it on below float64.
-    - compensated: FISTA holds ``W`` in two words (:meth:`prox_compensated`). ``fit``
+    - compensated: FISTA holds ``W`` in two words (:meth:`prox_increment`). ``fit``
       turns it on below float64.
     """
 
@@ -118,8 +118,9 @@ class GatedReLUProgram(CompositeProgram):
     def prox(self, W, step):
         return _prox_columns(W, self.lam, step)
 
-    def prox_compensated(self, W_hi, W_lo, move, step):
-        return _prox_columns_compensated(W_hi, W_lo, move, self.lam, step)
+    def prox_increment(self, W_hi, W_lo, move, step):
+        increment, zero = _prox_increment_columns(W_hi, W_lo, move, self.lam, step)
+        return increment, jnp.broadcast_to(zero, W_hi.shape)
 
     def certificate(self, W, z, rho, At_rho):
         return group_lasso_certificate(self, W, z, rho, At_rho)

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from .._precision import full_precision
+from .._precision import add_to_two_words, full_precision
 from ._results import RESULTS
 
 
@@ -194,20 +194,21 @@ class FISTA(eqx.Module):
 
         def trial(step_size):
             if program.compensated:
-                x_new = program.prox_compensated(x, state.x_lo,
-                                                 extrapolation - step_size * grad, step_size)
-                prox_state = state.prox_state
-                d = (x_new[0] - x) + (x_new[1] - state.x_lo) - extrapolation
+                # The trial point is x + increment; it is added to the two words only
+                # once, after the line search accepts it.
+                new, prox_state = program.prox_increment(
+                    x, state.x_lo, extrapolation - step_size * grad, step_size), state.prox_state
+                d = new[0] - extrapolation
             else:
-                x_new, prox_state = program.prox_with_state(
+                new, prox_state = program.prox_with_state(
                     y - step_size * grad, step_size, state.prox_state)
-                d = x_new - y
+                d = new - y
             dz = program.matvec(d)
             curvature = program.smooth_bregman(zy + dz, zy)
             accepted = (curvature <= slack * jnp.sum(d * d) / (2.0 * step_size)) | (
                 step_size <= state.min_step_size
             )
-            return step_size, x_new, d, dz, prox_state, accepted
+            return step_size, new, d, dz, prox_state, accepted
 
         first = jnp.minimum(self.step_growth * state.step_size, state.max_step_size)
 
@@ -219,11 +220,11 @@ class FISTA(eqx.Module):
                                                      state.min_step_size), first)
             return *trial(step_size), jnp.ones((), bool)
 
-        # The carry before any trial; the loop runs at least once, so x_new is replaced.
-        untried_x_new = (x, state.x_lo) if program.compensated else y
-        not_tried = (first, untried_x_new, jnp.zeros_like(x), jnp.zeros_like(zy), state.prox_state,
+        # The carry before any trial; the loop runs at least once, so `new` is replaced.
+        untried = (jnp.zeros_like(x), jnp.zeros(x.shape, bool)) if program.compensated else y
+        not_tried = (first, untried, jnp.zeros_like(x), jnp.zeros_like(zy), state.prox_state,
                      jnp.zeros((), bool), jnp.zeros((), bool))
-        step_size, x_new, d, dz, prox_state, _, _ = jax.lax.while_loop(
+        step_size, new, d, dz, prox_state, _, _ = jax.lax.while_loop(
             lambda carry: ~carry[-2], backtrack, not_tried
         )
         # A zero step (x+ = y) says nothing about the curvature: keep the old step size.
@@ -231,8 +232,12 @@ class FISTA(eqx.Module):
         step_size = jnp.where(moved, step_size, state.step_size)
         if program.compensated:
             restart = jnp.vdot(-d, d + extrapolation) > 0
-            x_new, x_new_lo = x_new
+            increment, zero = new
+            x_new, x_new_lo = add_to_two_words(x, state.x_lo, increment)
+            x_new = jnp.where(zero, 0.0, x_new)
+            x_new_lo = jnp.where(zero, 0.0, x_new_lo)
         else:
+            x_new = new
             restart = jnp.vdot(y - x_new, x_new - x) > 0
             x_new_lo = state.x_lo
         return state._replace(
