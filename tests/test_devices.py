@@ -79,9 +79,16 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
         solution = cn.fit_data_parallel(X, y, 1e-2, **kwargs)
         close(solution.weights, reference.weights, model + " rows weights")
         close(solution.objective, reference.objective, model + " rows objective")
-        # (Sums taken in another order: the certificate may cross tol a block apart, and
-        # the Newton polish's CG may stop a few iterations apart: measured 326 vs 282.)
-        assert abs(int(solution.num_steps) - int(reference.num_steps)) <= 0.25 * int(reference.num_steps)
+        # The same iterates: equal after a fixed budget too. (The converged step counts
+        # may differ: the sums are taken in another order, and where the Newton polish's
+        # CG stops depends on their round-off; measured 326 vs 507 steps at tol 1e-10.)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cn.ConvergenceWarning)
+            budget = dict(kwargs, max_steps=200)
+            early = cn.fit_data_parallel(X, y, 1e-2, **budget)
+            early_reference = cn.fit(X, y, 1e-2, **budget)
+        assert int(early.num_steps) == int(early_reference.num_steps) == 200
+        close(early.weights, early_reference.weights, model + " rows weights, 200 steps")
         for leaf in jax.tree.leaves(solution):
             assert leaf.sharding.spec == PartitionSpec() and len(leaf.sharding.device_set) == 4
 
