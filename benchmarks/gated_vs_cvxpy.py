@@ -319,7 +319,7 @@ def throughput(n, d, num_gates, dtype, steps, runs, reps):
 
     pieces = {
         "matvec rowsum(X*(masks@W.T))": looped_piece(lambda p, W: p.matvec(W), W),
-        "rmatvec (r*X).T@masks": looped_piece(lambda p, r: p.rmatvec(r), r),
+        "rmatvec (Xt*r)@masks": looped_piece(lambda p, r: p.rmatvec(r), r),
         "prox (group soft-threshold)": looped_piece(lambda p, W: p.prox(W, step), W),
         "plain X@W": looped,
     }
@@ -354,6 +354,23 @@ def throughput(n, d, num_gates, dtype, steps, runs, reps):
 
 
 # ------------------------------------------------------- part 3: float32 vs float64
+def product_pair_seconds(X, y, gates, loop_k=50, reps=20):
+    """Median seconds of one ``A^T r`` followed by one ``A W`` of the program ``fit`` builds
+    (in a jitted loop): the products of a FISTA step. At equal step counts, their
+    float64/float32 ratio bounds what float32 can gain."""
+    program = cn.GatedReLUProgram.build(X, cn.gate_masks(X, gates), y,
+                                        jnp.asarray(LAM, X.dtype), cn.get_loss("squared"))
+
+    @jax.jit
+    def run(program, r):
+        def body(i, r):
+            return r + 1e-6 * program.matvec(program.rmatvec(r))
+        return jax.lax.fori_loop(0, loop_k, body, r)
+
+    with jax.default_matmul_precision("highest"):
+        return median([t / loop_k for t in time_call(run, (program, y), reps)])
+
+
 def precision_runs(n, d, num_gates, max_steps, runs):
     out = {}
     for dtype in (jnp.float32, jnp.float64):
@@ -362,7 +379,10 @@ def precision_runs(n, d, num_gates, max_steps, runs):
         P = gates.shape[1]
         # max_steps and tol are traced: this compiles the executable the timed runs use.
         compile_s, _, _, _ = timed_fit(X, y, gates, 1e-4, 1)
-        out[name] = dict(P=P, compile_plus_one_step_s=compile_s)
+        out[name] = dict(P=P, compile_plus_one_step_s=compile_s,
+                         product_pair_s=product_pair_seconds(X, y, gates))
+        log(f"\n[3] {name}: one A^T r and one A W (the products of a FISTA step, fit's program): "
+            f"{1e3 * out[name]['product_pair_s']:.3f} ms")
         for tol in (1e-4, 1e-6):
             log(f"\n[3] n={n}, d={d}, P={P}, {name}, tol={tol:g}, max_steps={max_steps}")
             times, conv_warnings, other_warnings = [], [], []
@@ -437,6 +457,11 @@ def summary(results):
                 add(f"{name:>8} {tol:>6g} | {r['median_s']:>8.2f} {r['num_steps']:>7} "
                     f"{1e3 * r['seconds_per_step']:>8.3f} {r['relative_gap']:>9.2e} {str(r['converged']):>9} | "
                     f"{r['objective']:>14.10g}")
+        add(f"    one A^T r + one A W (a step's products): float32 "
+            f"{1e3 * p['float32']['product_pair_s']:.3f} ms, float64 "
+            f"{1e3 * p['float64']['product_pair_s']:.3f} ms: ratio "
+            f"{p['float64']['product_pair_s'] / p['float32']['product_pair_s']:.2f}, the most "
+            "float32 gains at equal steps")
         add("-" * 100)
     t = results["targets"]
     add("targets")
