@@ -266,9 +266,9 @@ def al_solve(
             inner = jax.lax.while_loop(
                 lambda s: s.num_steps < block_end, lambda s: fista.step(augmented, s), inner
             )
-            # Recompute X W and X W_prev so the running combinations cannot drift.
+            # Recompute X W and X (W - W_prev) so the running combinations cannot drift.
             inner = inner._replace(
-                z=augmented.matvec(inner.x), z_prev=augmented.matvec(inner.x_prev)
+                z=augmented.matvec(inner.x), z_velocity=augmented.matvec(inner.velocity)
             )
             return inner, _stationarity(augmented, inner)
 
@@ -280,7 +280,8 @@ def al_solve(
     def outer(state: ALState) -> ALState:
         augmented = AugmentedProgram.build(program, state.gamma, state.delta)
         inner = state.inner._replace(
-            x_prev=state.inner.x, z_prev=state.inner.z, momentum=jnp.ones((), dtype)
+            velocity=jnp.zeros_like(state.inner.x), z_velocity=jnp.zeros_like(state.inner.z),
+            momentum=jnp.ones((), dtype)
         )
         inner = subproblem(augmented, inner, state.inner_tol)
         W, Z = inner.x, inner.z

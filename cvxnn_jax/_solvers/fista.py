@@ -13,7 +13,10 @@ The sufficient-decrease test compares the loss's Bregman divergence, computed pe
 sample from ``A d`` (see ``Loss.bregman``), with ``||d||^2 / (2 s)``. It never subtracts
 two loss values, so it cannot stall at round-off in float32 (DESIGN.md section 2).
 
-Every ``check_every`` steps the predictions ``A x`` and ``A x_prev`` are recomputed (so
+The state holds the velocity ``x - x_prev`` and its image ``A (x - x_prev)`` rather than
+``x_prev`` (no copies of swapped buffers in the loop; the image updates as
+``beta A v + A d`` without cancellation). Every ``check_every`` steps ``A x`` and
+``A (x - x_prev)`` are recomputed (so
 the running linear combinations cannot drift; programs in residual coordinates track
 ``A x - y`` instead, refreshed by their accurate ``forward``, which is what lets float32
 certify close fits) and the duality gap is evaluated from two dual
@@ -50,11 +53,10 @@ from ._results import RESULTS
 
 class FISTAState(NamedTuple):
     x: Array
-    x_prev: Array
+    velocity: Array  # x - x_prev (two-word iterates: the move of x + x_lo)
     z: Array  # program.forward(x): A x (A x - y in residual coordinates)
-    z_prev: Array  # program.forward(x_prev)
+    z_velocity: Array  # A velocity
     x_lo: Array  # the iterate's second word (program.compensated; zeros otherwise)
-    x_prev_lo: Array
     momentum: Array  # Nesterov's t
     step_size: Array
     min_step_size: Array
@@ -153,11 +155,10 @@ class FISTA(eqx.Module):
         history = max(self.extrapolation, 1) + 1
         return FISTAState(
             x=x0,
-            x_prev=x0,
+            velocity=jnp.zeros_like(x0),
             z=z0,
-            z_prev=z0,
+            z_velocity=jnp.zeros_like(z0),
             x_lo=jnp.zeros_like(x0),
-            x_prev_lo=jnp.zeros_like(x0),
             momentum=jnp.ones((), dtype),
             step_size=step,
             min_step_size=step * 2.0**-40,
@@ -181,15 +182,15 @@ class FISTA(eqx.Module):
         x, z = state.x, state.z
         momentum_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * state.momentum**2))
         beta = (state.momentum - 1.0) / momentum_next
-        zy = z + beta * (z - state.z_prev)
+        zy = z + beta * state.z_velocity
         slack = 1.0 + 8.0 * jnp.finfo(x.dtype).eps
         if program.compensated:
             # Two-word iterate: y = x + extrapolation is never formed; every quantity
             # below is a small difference computed as such (x_new - y = d,
             # x_new - x = d + extrapolation).
-            extrapolation = beta * ((x - state.x_prev) + (state.x_lo - state.x_prev_lo))
+            extrapolation = beta * state.velocity
         else:
-            y = x + beta * (x - state.x_prev)
+            y = x + beta * state.velocity
         grad = program.rmatvec(program.smooth_grad(zy))
 
         def trial(step_size):
@@ -231,22 +232,22 @@ class FISTA(eqx.Module):
         moved = jnp.any(d != 0)
         step_size = jnp.where(moved, step_size, state.step_size)
         if program.compensated:
-            restart = jnp.vdot(-d, d + extrapolation) > 0
+            velocity = d + extrapolation
             increment, zero = new
             x_new, x_new_lo = add_to_two_words(x, state.x_lo, increment)
             x_new = jnp.where(zero, 0.0, x_new)
             x_new_lo = jnp.where(zero, 0.0, x_new_lo)
         else:
             x_new = new
-            restart = jnp.vdot(y - x_new, x_new - x) > 0
+            velocity = x_new - x
             x_new_lo = state.x_lo
+        restart = jnp.vdot(-d, velocity) > 0  # <y - x+, x+ - x> > 0
         return state._replace(
             x=x_new,
-            x_prev=x,
             x_lo=x_new_lo,
-            x_prev_lo=state.x_lo,
+            velocity=velocity,
             z=zy + dz,
-            z_prev=z,
+            z_velocity=beta * state.z_velocity + dz,
             momentum=jnp.where(restart, jnp.ones_like(momentum_next), momentum_next),
             step_size=step_size,
             num_steps=state.num_steps + 1,
@@ -268,20 +269,14 @@ class FISTA(eqx.Module):
         return rho, At_rho, usable
 
     def certify(self, program, state: FISTAState) -> FISTAState:
-        """Refresh ``A x`` and ``A x_prev``, and evaluate the duality gap at ``x``."""
+        """Refresh ``A x`` and ``A (x - x_prev)``, and evaluate the duality gap at ``x``."""
         x = state.x
         z = program.forward(x)
-        # Both predictions are refreshed: an error left in z - z_prev would persist
-        # through the momentum recursion (beta -> 1) and grow from block to block. In
-        # residual coordinates the accurate z_prev comes from z and a product of the
-        # (small) difference, not from a second, dearer forward. The certificate is for
-        # x (the first word, what the solve returns); the iteration tracks x + x_lo.
+        # Both are refreshed: an error left in A (x - x_prev) would persist through the
+        # momentum recursion (beta -> 1) and grow from block to block. The certificate is
+        # for x (the first word, what the solve returns); the iteration tracks x + x_lo.
         z_iterate = z + program.matvec(state.x_lo) if program.compensated else z
-        if program.residual or program.compensated:
-            z_prev = z_iterate - program.matvec(
-                (x - state.x_prev) + (state.x_lo - state.x_prev_lo))
-        else:
-            z_prev = program.matvec(state.x_prev)
+        z_velocity = program.matvec(state.velocity)
         rho = -program.smooth_grad(z)
         At_rho = program.rmatvec(rho)
         objective = program.smooth_value(z) + program.regulariser(x)
@@ -306,7 +301,7 @@ class FISTA(eqx.Module):
         result = RESULTS.where(finite, state.result, RESULTS.nonfinite)
         return state._replace(
             z=z_iterate,
-            z_prev=z_prev,
+            z_velocity=z_velocity,
             rho_history=rho_history,
             At_rho_history=At_rho_history,
             num_checks=num_checks,
@@ -321,8 +316,8 @@ class FISTA(eqx.Module):
     def polish(self, program, state: FISTAState, tol: Array) -> FISTAState:
         """Newton on the support of ``x``, then a fresh certificate; momentum restarts."""
         x, products = program.polish(state.x, self.polish_newton, self.polish_cg, tol)
-        state = state._replace(x=x, x_prev=x, x_lo=jnp.zeros_like(x),
-                               x_prev_lo=jnp.zeros_like(x), momentum=jnp.ones_like(state.momentum),
+        state = state._replace(x=x, velocity=jnp.zeros_like(x), x_lo=jnp.zeros_like(x),
+                               momentum=jnp.ones_like(state.momentum),
                                num_steps=state.num_steps + products)
         return self.certify(program, state)
 
