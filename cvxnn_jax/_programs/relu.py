@@ -59,6 +59,30 @@ class ReLUProgram(eqx.Module):
     lam: Array
     loss: Loss
     slope: float | Array = 0.0
+    Xt: Array = eqx.field(repr=False, default=None)
+
+    def __init__(self, X, masks, y, lam, loss: Loss, slope: float | Array = 0.0):
+        self.X = X
+        self.masks = masks
+        self.y = y
+        self.lam = lam
+        self.loss = loss
+        self.slope = slope
+        # X^T held contiguous for transpose_times (derived from X here, so a solve built
+        # from X inside a differentiated function sees one input).
+        self.Xt = jnp.transpose(jnp.asarray(X))
+
+    def transpose_times(self, B: Array) -> Array:
+        """``X^T B``, shape ``(d, k)`` for ``B`` of shape ``(n, k)``.
+
+        In float64 from the contiguous ``Xt``: XLA's CPU matmul contracting over the rows
+        of the ``(n, d)`` ``X`` ran 2-2.7x slower (measured on 2 cores: 0.73 against 0.41 ms
+        at n=2000, d=20, k=200; 3.7 against 1.8 ms at n=10000). In float32 the transposed
+        ``X`` was as fast or faster (0.15 against 0.23 ms at n=2000, d=20), so it is kept.
+        """
+        if jnp.finfo(self.Xt.dtype).bits >= 64:
+            return self.Xt @ B
+        return self.X.T @ B
 
     # ------------------------------------------------------------ structure
     @property
@@ -132,7 +156,7 @@ class ReLUProgram(eqx.Module):
         ``upper`` the recovered network's objective; ``gap = upper - lower``.
         """
         if At is None:
-            At = self.X.T @ (self.coefficients() * rho[:, None] + self.signs() * gamma)
+            At = self.transpose_times(self.coefficients() * rho[:, None] + self.signs() * gamma)
         max_norm = jnp.max(safe_norm(At, axis=0))
         lower = self.loss.dual(dual_scale(max_norm, self.lam) * rho, self.y)
         upper = self.network_objective(W)
@@ -177,7 +201,7 @@ class ProjectedReLUProgram(CompositeProgram):
         return jnp.sum(self.coefficients * (self.relu.X @ W), axis=1)
 
     def rmatvec(self, r):
-        return self.relu.X.T @ (self.coefficients * r[:, None])
+        return self.relu.transpose_times(self.coefficients * r[:, None])
 
     def regulariser(self, W):
         return self.relu.regulariser(W)

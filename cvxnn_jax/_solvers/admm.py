@@ -113,7 +113,8 @@ def _p_operator(program: ReLUProgram, P_mat: Array, a_s, a_z) -> Array:
     """``(I + a_s I (x) X^T X + 2 a_z F0^T F0) p`` for ``p`` as a ``(d, P)`` matrix."""
     c = program.coefficients()[:, : program.num_patterns]
     Z = program.X @ P_mat
-    return P_mat + program.X.T @ (a_s * Z + 2.0 * a_z * c * jnp.sum(c * Z, axis=1, keepdims=True))
+    return P_mat + program.transpose_times(
+        a_s * Z + 2.0 * a_z * c * jnp.sum(c * Z, axis=1, keepdims=True))
 
 
 def _dense_p_block(program: ReLUProgram, a_s, a_z) -> Array:
@@ -225,7 +226,8 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
 
     def step(state: ADMMState) -> ADMMState:
         beta = state.beta
-        rhs = X.T @ (a_z * C * (state.z - state.lz)[:, None] + a_s * S2 * (state.s - state.ls)) + (
+        rhs = program.transpose_times(a_z * C * (state.z - state.lz)[:, None]
+                                      + a_s * S2 * (state.s - state.ls)) + (
             state.W_split - state.lw
         )
         W = _solve_W(program, factors, rhs, state.W, solver)
@@ -246,7 +248,8 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
             + a_s * jnp.sum((S2 * XW - s) ** 2)
         )
         dual = beta * jnp.sqrt(
-            jnp.sum((X.T @ (a_z * C * (z - state.z)[:, None] + a_s * S2 * (s - state.s))
+            jnp.sum((program.transpose_times(a_z * C * (z - state.z)[:, None]
+                                             + a_s * S2 * (s - state.s))
                      + (W_split - state.W_split)) ** 2)
         )
         return state._replace(W=W, W_split=W_split, z=z, s=s, lz=lz, lw=lw, ls=ls,

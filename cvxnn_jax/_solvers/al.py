@@ -50,7 +50,7 @@ class _ColumnProgram(CompositeProgram):
         return self.relu.X @ W
 
     def rmatvec(self, R):
-        return self.relu.X.T @ R
+        return self.relu.transpose_times(R)
 
     def regulariser(self, W):
         return self.relu.regulariser(W)
