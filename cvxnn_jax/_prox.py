@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+
 def safe_norm(x: ArrayLike, axis=None, keepdims: bool = False) -> Array:
     """Euclidean norm whose gradient is 0 (not NaN) at x = 0.
 

@@ -13,13 +13,12 @@ The sufficient-decrease test compares the loss's Bregman divergence, computed pe
 sample from ``A d`` (see ``Loss.bregman``), with ``||d||^2 / (2 s)``. It never subtracts
 two loss values, so it cannot stall at round-off in float32 (DESIGN.md section 2).
 
-The state holds the velocity ``x - x_prev`` and its image ``A (x - x_prev)`` rather than
+The state holds the velocity ``v = x - x_prev`` and its image ``A v`` rather than
 ``x_prev`` (no copies of swapped buffers in the loop; the image updates as
-``beta A v + A d`` without cancellation). Every ``check_every`` steps ``A x`` and
-``A (x - x_prev)`` are recomputed (so
-the running linear combinations cannot drift; programs in residual coordinates track
-``A x - y`` instead, refreshed by their accurate ``forward``, which is what lets float32
-certify close fits) and the duality gap is evaluated from two dual
+``beta A v + A d`` without cancellation). Every ``check_every`` steps ``A x`` and ``A v``
+are recomputed (so the running linear combinations cannot drift; programs in residual
+coordinates track ``A x - y`` instead, refreshed by their accurate ``forward``, which is
+what lets float32 certify close fits) and the duality gap is evaluated from two dual
 points: the scaled gradient ``rho = -grad L(A x)`` and its Anderson extrapolation over
 the last checks (dual extrapolation, Massias, Gramfort & Salmon 2018 / ``celer``), which
 is far tighter once the support settles. The best dual value seen is kept: any feasible
