@@ -300,7 +300,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
             return root * jnp.sum(C * (X @ M), axis=1)
 
         def scaled_adjoint(v):  # A^T Lambda^1/2 v, (d, 2P); v is (n,)
-            return X.T @ (C * (root * v)[:, None])
+            return program.transpose_times(C * (root * v)[:, None])
 
         def apply_inverse(M):  # B^-1 M, column by column; M is (d, 2P)
             half = jnp.einsum("jkd,dj->kj", factor_inv, M)
@@ -328,11 +328,11 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
             """Newton direction for the complementarity target ``s * z + complementarity``;
             with ``residuals=False`` only that target's part (the gradients and the primal
             residual left out), which is what a centrality corrector adds."""
-            rhs = X.T @ (S2 * complementarity / s)
+            rhs = program.transpose_times(S2 * complementarity / s)
             if residuals:
                 a_h, _ = _smoothed_norm(W, lam, mu_h)
-                dual_residual = X.T @ (C * grad_loss[:, None] - S2 * z) + a_h * W
-                rhs = rhs - dual_residual - X.T @ (S2 * z * residual / s)
+                dual_residual = program.transpose_times(C * grad_loss[:, None] - S2 * z) + a_h * W
+                rhs = rhs - dual_residual - program.transpose_times(S2 * z * residual / s)
             # The shift of the blocks would otherwise set a floor under the certificate
             # (measured: a relative gap stuck at 1.07e-6 with a shift of 64 eps, 1.07e-5
             # with 1024 eps); iterative refinement against the unshifted matrix removes it.
@@ -451,7 +451,7 @@ def _polish_if_uncertified(program: ReLUProgram, state: IPMState, tol, feasibili
     certified at 2.3e-8.
     """
     projected = ProjectedReLUProgram.build(program)
-    X, y, loss = program.X, program.y, program.loss
+    y, loss = program.y, program.loss
 
     def polish(state):
         W = state.W
@@ -462,8 +462,7 @@ def _polish_if_uncertified(program: ReLUProgram, state: IPMState, tol, feasibili
         faces = FaceProgram.build(projected, W, active)
         W_polished = faces.weights(newton_polish(faces, faces.coordinates(W), 20, 500, tol)[0])
         rho = -loss.grad(program.predict(W_polished), y)
-        _, lower = projected.certificate(
-            W_polished, None, rho, X.T @ (program.coefficients() * rho[:, None]))
+        _, lower = projected.certificate(W_polished, None, rho, projected.rmatvec(rho))
         best_dual = best_lower_bound(state.best_dual, lower)
         upper = program.network_objective(W_polished)
         polished = state._replace(W=W_polished, objective=upper, gap=upper - best_dual,
