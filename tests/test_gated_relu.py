@@ -212,3 +212,22 @@ def test_newton_polish_certifies_what_fista_left_loose(loss):
     others = ~support
     others[off] = False
     assert np.all(np.asarray(W2)[:, others] == 0)
+
+
+def test_polish_fits_a_small_step_budget():
+    # A full polish round may take polish_newton * (polish_cg + 1) + 1 = 3209 product
+    # pairs; with fewer steps left its CG is capped, not the polish skipped. Measured on
+    # this problem: plain FISTA needs 4180 steps to 1e-9 (2.3e-5 after 2000); with the
+    # polish it certifies within a budget of 2000.
+    X, y = planted_relu_problem(3, n=300, d=10)
+    gates = cn.sample_gates(jax.random.PRNGKey(3), X, 60)
+
+    def solve(solver):
+        return cn.fit(X, y, 1e-3, gates=gates, tol=1e-9, max_steps=2000, solver=solver)
+
+    with pytest.warns(cn.ConvergenceWarning):
+        plain = solve(cn.FISTA(polish_rounds=0))
+    polished = solve(cn.FISTA())
+    assert not bool(plain.converged) and int(plain.num_steps) == 2000
+    assert bool(polished.converged) and int(polished.num_steps) <= 2000
+    assert float(polished.gap) <= 1e-9 * float(polished.objective)

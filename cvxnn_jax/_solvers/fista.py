@@ -317,9 +317,12 @@ class FISTA(eqx.Module):
             result=result,
         )
 
-    def polish(self, program, state: FISTAState, tol: Array) -> FISTAState:
-        """Newton on the support of ``x``, then a fresh certificate; momentum restarts."""
-        x, products = program.polish(state.x, self.polish_newton, self.polish_cg, tol)
+    def polish(self, program, state: FISTAState, tol: Array, max_cg=None) -> FISTAState:
+        """Newton on the support of ``x``, then a fresh certificate; momentum restarts.
+
+        ``max_cg`` (default ``polish_cg``; may be traced) caps CG per Newton step."""
+        max_cg = self.polish_cg if max_cg is None else max_cg
+        x, products = program.polish(state.x, self.polish_newton, max_cg, tol)
         state = state._replace(x=x, velocity=jnp.zeros_like(x), x_lo=jnp.zeros_like(x),
                                momentum=jnp.ones_like(state.momentum),
                                num_steps=state.num_steps + products)
@@ -366,10 +369,14 @@ def fista_solve(
                                            | (s.num_steps - s.support_since < solver.polish_stable)),
                 block, state,
             )
-            # Polish only with room for its worst case left, so num_steps <= max_steps.
-            room = max_steps - state.num_steps >= solver.polish_newton * (solver.polish_cg + 1) + 1
-            state = jax.lax.cond(keep_going(state) & room,
-                                 lambda s: solver.polish(program, s, tol), lambda s: s, state)
+            # The polish's worst case, polish_newton * (max_cg + 1) + 1 products, must fit
+            # in the steps left (so num_steps <= max_steps): near max_steps CG is capped
+            # lower rather than the polish skipped.
+            max_cg = jnp.minimum(solver.polish_cg,
+                                 (max_steps - state.num_steps - 1) // solver.polish_newton - 1)
+            state = jax.lax.cond(keep_going(state) & (max_cg >= 1),
+                                 lambda s: solver.polish(program, s, tol, max_cg), lambda s: s,
+                                 state)
             return state, target * solver.polish_factor, rounds + 1
 
         state, _, _ = jax.lax.while_loop(
