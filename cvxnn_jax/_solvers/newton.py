@@ -14,11 +14,10 @@ Jacobi preconditioner, where
     H V = A^T (c * (A V)) + lam / ||w_i|| * (v_i - u_i <u_i, v_i>),   u_i = w_i / ||w_i||,
 
 ``c`` the loss's curvature. Armijo backtracking on ``F`` makes every accepted step a
-descent step, so the polished point is never worse than the one it started from (up to
-the objective's round-off: a step within a few ulps of it is taken when it shrinks the
-gradient, see ``newton_step``). A wrong
-support is not repaired here: the caller resumes its own iteration from the polished
-point, and the certificate decides.
+descent step, so the polished point is never worse than the one it started from, up to
+the objective's round-off (a full step within ``64 eps`` of it is taken when it shrinks
+the gradient, see ``newton_step``). A wrong support is not repaired here: the caller
+resumes its own iteration from the polished point, and the certificate decides.
 """
 
 from __future__ import annotations
