@@ -33,7 +33,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from ._precision import full_precision
 from ._fit import _prepare, _solve, check_lam
-from ._path import check_lams, path_body, report_path, traced_setup
+from ._path import check_lams, check_lanes, path_body, report_path, traced_setup
 from ._solution import Solution
 
 PATH_AXIS = "path"
@@ -49,11 +49,11 @@ def make_mesh(devices, axis: str) -> jax.sharding.Mesh:
 
 
 @eqx.filter_jit
-def _sharded_path(setup, lams, mesh, warm_start: bool) -> Solution:
+def _sharded_path(setup, lams, mesh, warm_start: bool, lanes: int | None) -> Solution:
     arrays, static = eqx.partition(setup, eqx.is_array)
 
     def body(arrays, lams):
-        return path_body(eqx.combine(arrays, static), lams, warm_start)
+        return path_body(eqx.combine(arrays, static), lams, warm_start, lanes)
 
     spec = PartitionSpec(PATH_AXIS)
     # check_vma=False: the solvers' while_loops start from replicated values (zeros, the
@@ -69,7 +69,7 @@ def fit_path_sharded(X, y, lams, *, devices=None, warm_start: bool = False, gate
                      model: str = "gated_relu", loss="squared", solver=None, tol=1e-6,
                      max_steps=None, bias: bool = False, key=None, throw: bool = False,
                      activation: str = "relu", leaky_slope: float = 0.01,
-                     feasibility_tol=None) -> Solution:
+                     feasibility_tol=None, lanes: int | None = None) -> Solution:
     """:func:`cvxnn_jax.fit_path` with the ``lams`` split over devices (``jax.shard_map``).
 
     **Arguments:** as :func:`cvxnn_jax.fit_path`, plus
@@ -77,7 +77,8 @@ def fit_path_sharded(X, y, lams, *, devices=None, warm_start: bool = False, gate
 
     ``lams`` is cut into ``len(devices)`` contiguous chunks (padded with copies of its
     last value to a multiple of ``len(devices)``); each device solves its chunk as
-    ``fit_path`` would (vmapped, or warm-started within the chunk), with its own loop.
+    ``fit_path`` would (vmapped, or warm-started within the chunk, in blocks of ``lanes``
+    lambdas), with its own loop.
 
     **Returns:** a :class:`Solution` with a leading axis ``len(lams)``, equal to
     ``fit_path``'s. Where ``len(lams)`` is a multiple of ``len(devices)`` every field stays
@@ -87,6 +88,7 @@ def fit_path_sharded(X, y, lams, *, devices=None, warm_start: bool = False, gate
     """
     if not isinstance(warm_start, bool):
         raise TypeError(f"warm_start must be a bool, got {type(warm_start).__name__}")
+    lanes = check_lanes(lanes)
     mesh = make_mesh(devices, PATH_AXIS)
     setup = _prepare(X, y, lams, check_lams, gates=gates, model=model, loss=loss, solver=solver,
                      tol=tol, max_steps=max_steps, bias=bias, key=key, activation=activation,
@@ -96,7 +98,8 @@ def fit_path_sharded(X, y, lams, *, devices=None, warm_start: bool = False, gate
     padded = -(-num_lams // num_devices) * num_devices
     if padded != num_lams:
         lams = jnp.concatenate([lams, jnp.full((padded - num_lams,), lams[-1], lams.dtype)])
-    solution = _sharded_path(traced_setup(setup._replace(lam=None)), lams, mesh, warm_start)
+    solution = _sharded_path(traced_setup(setup._replace(lam=None)), lams, mesh, warm_start,
+                             lanes)
     if padded != num_lams:
         solution = jax.tree.map(lambda a: a[:num_lams], solution)
     return report_path(solution, setup.lam, tol, throw, "fit_path_sharded")

@@ -52,27 +52,58 @@ def _zero_weights(setup: _Setup):
                      setup.X.dtype)
 
 
-def path_body(setup: _Setup, lams, warm_start: bool) -> Solution:
-    """The path over ``lams`` (``(L,)``) as a pure function: vmapped, or a warm-started scan.
+def check_lanes(lanes) -> int | None:
+    """``lanes`` as ``None`` or a Python ``int >= 1`` (it sets array shapes: static)."""
+    if lanes is None:
+        return None
+    if isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)):
+        raise TypeError(f"lanes must be None or an int >= 1, got {type(lanes).__name__}")
+    if lanes < 1:
+        raise ValueError(f"lanes must be >= 1, got {lanes}")
+    return int(lanes)
 
-    Callable under ``jit`` and inside ``shard_map`` (each device runs it on its chunk).
+
+def path_body(setup: _Setup, lams, warm_start: bool, lanes: int | None = None) -> Solution:
+    """The path over ``lams`` (``(L,)``) as a pure function (see :func:`fit_path`).
+
+    ``lanes`` lambdas are solved at once, as one vmapped solve (default: all of them,
+    or one with ``warm_start``). With fewer lanes than lambdas the ``lams`` are sorted
+    largest first and cut into blocks of ``lanes`` (the last padded with copies of the
+    smallest), solved one block after the other in a ``lax.scan``; with ``warm_start``
+    every lane of a block starts from the solution at the previous block's smallest
+    ``lam``. Callable under ``jit`` and inside ``shard_map`` (each device runs it on its
+    chunk).
     """
-    if not warm_start:
+    num_lams = lams.shape[0]
+    lanes = min(lanes or (1 if warm_start else num_lams), num_lams)
+    if lanes == num_lams and not warm_start:
         return jax.vmap(lambda lam: _solve(setup, lam))(lams)
-    order = jnp.argsort(-lams, stable=True)  # largest lam first
+    # Sorted, so that the lambdas of a block need similar numbers of steps (a vmapped
+    # loop runs every lane as long as its slowest) and a warm start comes from the
+    # nearest lambda already solved.
+    order = jnp.argsort(-lams, stable=True)
+    num_blocks = -(-num_lams // lanes)
+    padded = jnp.concatenate([lams[order], jnp.repeat(lams[order[-1:]],
+                                                      num_blocks * lanes - num_lams)])
 
-    def solve_next(weights, lam):
-        solution = _solve(setup, lam, weights)
-        return solution.weights, solution
+    def solve_block(weights, block):
+        x0 = weights if warm_start else None
+        if lanes == 1:
+            solution = jax.tree.map(lambda a: a[None], _solve(setup, block[0], x0))
+        else:
+            solution = jax.vmap(lambda lam: _solve(setup, lam, x0))(block)
+        return solution.weights[-1], solution
 
-    _, solutions = jax.lax.scan(solve_next, _zero_weights(setup), lams[order])
+    _, solutions = jax.lax.scan(solve_block, _zero_weights(setup),
+                                padded.reshape(num_blocks, lanes))
     inverse = jnp.argsort(order)
-    return jax.tree.map(lambda a: a[inverse], solutions)
+    return jax.tree.map(lambda a: a.reshape((num_blocks * lanes,) + a.shape[2:])[inverse],
+                        solutions)
 
 
 @eqx.filter_jit
-def _solve_path(setup: _Setup, lams, warm_start: bool) -> Solution:
-    return path_body(setup, lams, warm_start)
+def _solve_path(setup: _Setup, lams, warm_start: bool, lanes: int | None) -> Solution:
+    return path_body(setup, lams, warm_start, lanes)
 
 
 def traced_setup(setup: _Setup) -> _Setup:
@@ -122,6 +153,7 @@ def fit_path(
     leaky_slope: float = 0.01,
     feasibility_tol=None,
     warm_start: bool = False,
+    lanes: int | None = None,
 ) -> Solution:
     """Solve the convex program at every ``lam`` in ``lams``, in one compiled call.
 
@@ -136,6 +168,14 @@ def fit_path(
       runs every lane for as many steps as the slowest ``lam`` needs
       (``benchmarks/path.py``). For ``model="relu"`` only the weights are carried over:
       the solver's multipliers restart from zero.
+    - lanes: how many lambdas are solved at once, as one vmapped solve (a Python int
+      >= 1; default: all of them, or one with ``warm_start=True``). With fewer lanes
+      than lambdas the ``lams`` are sorted largest first and solved in blocks of
+      ``lanes``, one block after the other; with ``warm_start=True`` each block starts
+      from the solution at the previous block's smallest ``lam``. A vmapped solve runs
+      every lane for as many steps as its slowest lambda needs, and the small lambdas
+      need the most: blocks of neighbouring lambdas waste fewer lane-steps, and warm
+      starts save steps, while each block still batches its lanes' matmuls.
 
     **Returns:** a :class:`Solution` whose every field has a leading axis of length
     ``L``, in the order of ``lams``: ``solution.objective[k]`` is the objective at
@@ -150,8 +190,10 @@ def fit_path(
     """
     if not isinstance(warm_start, bool):
         raise TypeError(f"warm_start must be a bool, got {type(warm_start).__name__}")
+    lanes = check_lanes(lanes)
     setup = _prepare(X, y, lams, check_lams, gates=gates, model=model, loss=loss, solver=solver,
                      tol=tol, max_steps=max_steps, bias=bias, key=key, activation=activation,
                      leaky_slope=leaky_slope, feasibility_tol=feasibility_tol)
-    solution = _solve_path(traced_setup(setup._replace(lam=None)), setup.lam, warm_start)
+    solution = _solve_path(traced_setup(setup._replace(lam=None)), setup.lam, warm_start,
+                           lanes)
     return report_path(solution, setup.lam, tol, throw, "fit_path")

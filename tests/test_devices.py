@@ -65,6 +65,10 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent(
             shard = sharded.objective.addressable_shards[1]
             assert shard.data.shape == (2,)
             close(shard.data, single.objective[2:4], "shard of device 1")
+    # One lane at a time within each device's chunk: still the same independent solves.
+    one_lane = cn.fit_path_sharded(X, y, lams8, lanes=1, **options)
+    close(one_lane.weights, single.weights, "path weights, one lane")
+    assert one_lane.objective.sharding.spec == PartitionSpec("path")
     # Warm-started: each device warm-starts within its chunk (different starting points
     # from the single-device path), so equal within the certified tolerance.
     warm = cn.fit_path_sharded(X, y, lams8, warm_start=True, **options)
