@@ -7,7 +7,11 @@
    one batched solve;
 2. a Python loop of ``cn.fit`` over the lambdas (one compile serves all: lam is traced);
 3. the warm-started path: ``cn.fit_path(..., warm_start=True)``, largest lambda first,
-   each solve started from the last, one compiled ``lax.scan``.
+   each solve started from the last, one compiled ``lax.scan``;
+4. for each ``K`` of ``--lanes`` (default 8): the blocked path ``cn.fit_path(...,
+   lanes=K)``, the lambdas sorted and solved K at a time (one vmapped solve per block),
+   cold and warm-started (``warm_start=True``: each block from the previous block's
+   smallest lambda).
 
 Each is timed as the median of ``--repeats`` (default 3) runs after a compile run (the
 compile run uses ``max_steps=1``: ``max_steps`` is traced, so it compiles the same
@@ -74,7 +78,14 @@ def timed(fn, repeats):
     return times, result
 
 
-def run(n, d, num_gates, repeats):
+def lane_steps(num_steps, lanes):
+    """Steps paid by a path in blocks of ``lanes`` (the ``lams`` are sorted largest first,
+    so the blocks are consecutive): each block runs all its lanes for its slowest's steps."""
+    padded = list(num_steps) + [num_steps[-1]] * (-len(num_steps) % lanes)
+    return sum(lanes * max(padded[i:i + lanes]) for i in range(0, len(padded), lanes))
+
+
+def run(n, d, num_gates, repeats, lanes):
     X, y, gates, lams, lam_max = problem(n, d, num_gates)
     P = gates.shape[1]
     log(f"n={n}, d={d}, P={P}, {NUM_LAMS} lambdas from {lams[0]:.3g} to {lams[-1]:.3g} "
@@ -91,6 +102,11 @@ def run(n, d, num_gates, repeats):
         "warm-started path": lambda **kw: cn.fit_path(X, y, lams, warm_start=True,
                                                       **{**options, **kw}),
     }
+    for k in lanes:
+        for warm in (False, True):
+            methods[f"lanes={k}" + (", warm" if warm else "")] = (
+                lambda k=k, warm=warm, **kw: cn.fit_path(X, y, lams, lanes=k, warm_start=warm,
+                                                         **{**options, **kw}))
     out = {}
     for name, method in methods.items():
         start = time.perf_counter()
@@ -113,7 +129,9 @@ def run(n, d, num_gates, repeats):
             f"steps total {int(steps.sum())}, max {int(steps.max())}, "
             f"converged {int(converged.sum())}/{NUM_LAMS}")
     reference = np.array(out["loop of fit"]["objective"])
-    for name in ("vmapped path", "warm-started path"):
+    for name in out:
+        if name == "loop of fit":
+            continue
         difference = np.abs(np.array(out[name]["objective"]) / reference - 1)
         out[name]["max_relative_objective_difference_to_loop"] = float(difference.max())
     one_solve = out["loop of fit"]["median_s"] / NUM_LAMS
@@ -124,6 +142,11 @@ def run(n, d, num_gates, repeats):
         path_over_one_solve=out["vmapped path"]["median_s"] / one_solve,
         loop_over_path=out["loop of fit"]["median_s"] / out["vmapped path"]["median_s"],
         loop_over_warm_path=out["loop of fit"]["median_s"] / out["warm-started path"]["median_s"],
+        blocked={name: dict(path_over_one_solve=m["median_s"] / one_solve,
+                            loop_over_path=out["loop of fit"]["median_s"] / m["median_s"],
+                            lane_steps=lane_steps(m["num_steps"], k))
+                 for k in lanes for name, m in out.items()
+                 if name in (f"lanes={k}", f"lanes={k}, warm")},
         # The batched loop runs every lane for as many steps as the slowest lambda needs.
         vmapped_lane_steps=NUM_LAMS * int(max(out["vmapped path"]["num_steps"])),
         loop_steps=int(loop_steps.sum()),
@@ -160,6 +183,9 @@ def summary(results):
         f"{r['loop_over_path']:.2f}x -> "
         f"{'PASS' if r['loop_over_path'] >= TARGET_LOOP_OVER_PATH else 'MISS'}",
         f"  (warm-started path: loop / warm = {r['loop_over_warm_path']:.2f}x)",
+        *[f"  ({name}: {b['path_over_one_solve']:.1f}x one solve, loop / it = "
+          f"{b['loop_over_path']:.2f}x, lane-steps {b['lane_steps']})"
+          for name, b in r.get("blocked", {}).items()],
         "=" * 92,
     ]
     return "\n".join(lines)
@@ -169,6 +195,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="n=500, d=10, P=50 smoke run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method")
+    parser.add_argument("--lanes", type=str, default="8",
+                        help="comma-separated lane counts of the blocked paths ('' for none)")
     parser.add_argument("--tag", type=str, default=None,
                         help="write path_<tag>.json (e.g. a GPU run)")
     args = parser.parse_args()
@@ -176,7 +204,8 @@ def main():
     results = dict(mode="quick" if args.quick else "full", environment=environment(),
                    config=dict(num_lams=NUM_LAMS, tol=TOL, max_steps=MAX_STEPS, dtype="float32",
                                repeats=args.repeats))
-    results["run"] = run(n, d, num_gates, args.repeats)
+    lanes = [int(k) for k in args.lanes.split(",") if k]
+    results["run"] = run(n, d, num_gates, args.repeats, lanes)
     text = summary(results)
     results["summary"] = text
     log(text)
