@@ -100,7 +100,7 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
     elif isinstance(solver, (ADMM, InteriorPoint)):
         if isinstance(solver, ADMM):
             state = admm_solve(program, x0, tol, feasibility_tol, max_steps, solver)
-            W = state.W_split
+            W = state.W_report
         else:
             # Starts inside the cones, along the gates; a warm start x0 is not used.
             state = ipm_solve(program, gates, tol, feasibility_tol, max_steps, solver)

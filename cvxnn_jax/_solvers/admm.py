@@ -41,6 +41,7 @@ from jax import Array
 from .._precision import full_precision
 from .._programs.relu import ReLUProgram
 from ._results import RESULTS, best_lower_bound, certified_and_feasible
+from .faces import polish_on_faces
 
 _SQRT_HALF = 0.5**0.5
 
@@ -61,6 +62,8 @@ class ADMMState(NamedTuple):
     violation: Array
     primal_residual: Array
     dual_residual: Array
+    polished_at: Array  # num_steps at the last face polish
+    W_report: Array  # (d, 2P) the point reported: W', or the face polish's when better
     result: RESULTS
 
 
@@ -82,6 +85,14 @@ class ADMM(eqx.Module):
     - max_direct_size: largest ``d * P`` solved by a Cholesky factorisation.
     - cg_max_steps, cg_tol: conjugate gradients (when iterative), warm-started.
     - nystrom_rank: rank of the randomised Nystrom preconditioner.
+    - polish_newton: Newton steps at most of the face polish (0 turns it off), tried at
+      a check whose ``W'`` is within ``polish_violation`` times ``feasibility_tol`` of
+      the cones and is not certified, at most once per ``polish_every`` iterations:
+      Newton on the faces of the cones whose rows have positive multipliers, reported
+      when its projected certificate is better
+      (:func:`~cvxnn_jax._solvers.faces.polish_on_faces`); the iteration goes on from
+      its own iterates. Its products are not counted in ``num_steps`` (iterations).
+    - polish_cg: conjugate-gradient iterations at most per Newton step.
     """
 
     relaxation: float = eqx.field(static=True, default=1.6)
@@ -94,6 +105,10 @@ class ADMM(eqx.Module):
     nystrom_rank: int = eqx.field(static=True, default=64)
     prediction_weight: float = eqx.field(static=True, default=1.0)
     cone_weight: float = eqx.field(static=True, default=1.0)
+    polish_newton: int = eqx.field(static=True, default=8)
+    polish_cg: int = eqx.field(static=True, default=400)
+    polish_violation: float = eqx.field(static=True, default=10.0)
+    polish_every: int = eqx.field(static=True, default=500)
 
     def __check_init__(self):
         if not 0 < self.relaxation < 2:
@@ -106,6 +121,11 @@ class ADMM(eqx.Module):
             raise ValueError(f"balance must be > 1, got {self.balance}")
         if self.nystrom_rank < 1 or self.cg_max_steps < 1:
             raise ValueError("nystrom_rank and cg_max_steps must be >= 1")
+        if self.polish_newton < 0 or self.polish_cg < 1 or self.polish_every < 1:
+            raise ValueError(f"polish_newton must be >= 0, polish_cg and polish_every >= 1, "
+                             f"got {self.polish_newton}, {self.polish_cg}, {self.polish_every}")
+        if not self.polish_violation >= 1:
+            raise ValueError(f"polish_violation must be >= 1, got {self.polish_violation}")
 
 
 # ---------------------------------------------------------------- linear algebra
@@ -262,8 +282,27 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         gamma = jnp.maximum(-a_s * state.beta * state.ls, 0.0)
         gap, lower, upper = program.certificate(W, rho, gamma)
         best_dual = best_lower_bound(state.best_dual, lower)
-        gap = jnp.minimum(gap, upper - best_dual)
-        finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W))
+        gap = upper - best_dual
+        violation = program.violation(W)
+        # Newton on the faces that the multipliers name (see AugmentedLagrangian): near
+        # the optimum it certifies what the multipliers' rescaled dual point cannot.
+        needs_polish = (solver.polish_newton > 0) & (
+            state.num_steps - state.polished_at >= solver.polish_every) & (
+            violation <= solver.polish_violation * feasibility_tol) & ~(
+            (gap <= tol * jnp.abs(upper)) & (violation <= feasibility_tol))
+
+        def polish(_):
+            polished = polish_on_faces(program, W, gamma > 0, best_dual, gap, violation,
+                                       feasibility_tol, solver.polish_newton, solver.polish_cg,
+                                       tol)
+            keep = polished.better
+            return (jnp.where(keep, polished.W, W), jnp.where(keep, polished.objective, upper),
+                    polished.best_dual, jnp.where(keep, polished.violation, violation))
+
+        W_report, upper, best_dual, violation = jax.lax.cond(
+            needs_polish, polish, lambda _: (W, upper, best_dual, violation), None)
+        gap = upper - best_dual
+        finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W_report))
         # Residual balancing; the scaled multipliers follow beta.
         ratio = state.primal_residual / jnp.maximum(state.dual_residual, jnp.finfo(dtype).tiny)
         factor = jnp.where(ratio > solver.balance, 2.0,
@@ -271,8 +310,9 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         return state._replace(
             beta=state.beta * factor,
             lz=state.lz / factor, lw=state.lw / factor, ls=state.ls / factor,
-            objective=upper, gap=gap, best_dual=best_dual,
-            violation=program.violation(W),
+            objective=upper, gap=gap, best_dual=best_dual, violation=violation,
+            polished_at=jnp.where(needs_polish, state.num_steps, state.polished_at),
+            W_report=W_report,
             result=RESULTS.where(finite, state.result, RESULTS.nonfinite),
         )
 
@@ -293,6 +333,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         objective=program.network_objective(W0), gap=jnp.full((), jnp.inf, dtype),
         best_dual=jnp.full((), -jnp.inf, dtype), violation=program.violation(W0),
         primal_residual=jnp.zeros((), dtype), dual_residual=jnp.zeros((), dtype),
+        polished_at=jnp.zeros((), jnp.int32), W_report=W0,
         result=RESULTS.successful,
     )
     state = jax.lax.while_loop(keep_going, block, state)
