@@ -291,16 +291,9 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
             violation <= solver.polish_violation * feasibility_tol) & ~(
             (gap <= tol * jnp.abs(upper)) & (violation <= feasibility_tol))
 
-        def polish(_):
-            polished = polish_on_faces(program, W, gamma > 0, best_dual, gap, violation,
-                                       feasibility_tol, solver.polish_newton, solver.polish_cg,
-                                       tol)
-            keep = polished.better
-            return (jnp.where(keep, polished.W, W), jnp.where(keep, polished.objective, upper),
-                    polished.best_dual, jnp.where(keep, polished.violation, violation))
-
-        W_report, upper, best_dual, violation = jax.lax.cond(
-            needs_polish, polish, lambda _: (W, upper, best_dual, violation), None)
+        W_report, upper, best_dual, violation, _ = polish_on_faces(
+            needs_polish, program, W, gamma > 0, upper, best_dual, gap, violation,
+            feasibility_tol, solver.polish_newton, solver.polish_cg, tol)
         gap = upper - best_dual
         finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W_report))
         # Residual balancing; the scaled multipliers follow beta.

@@ -328,17 +328,9 @@ def al_solve(
             violation <= solver.polish_violation * feasibility_tol) & ~(
             (gap <= tol * jnp.abs(upper)) & (violation <= feasibility_tol))
 
-        def polish(_):
-            polished = polish_on_faces(program, W, gamma > 0, best_dual, gap, violation,
-                                       feasibility_tol, solver.polish_newton, max_cg, tol)
-            keep = polished.better
-            return (jnp.where(keep, polished.W, W), jnp.where(keep, polished.objective, upper),
-                    polished.best_dual, jnp.where(keep, polished.violation, violation),
-                    polished.products)
-
-        W_report, upper, best_dual, reported_violation, polish_products = jax.lax.cond(
-            needs_polish, polish,
-            lambda _: (W, upper, best_dual, violation, jnp.zeros((), jnp.int32)), None)
+        W_report, upper, best_dual, reported_violation, polish_products = polish_on_faces(
+            needs_polish, program, W, gamma > 0, upper, best_dual, gap, violation,
+            feasibility_tol, solver.polish_newton, max_cg, tol)
         inner = inner._replace(num_steps=inner.num_steps + polish_products)
         gap = upper - best_dual
         # The multipliers' own dual point lags the primal (it inherits the subproblem's

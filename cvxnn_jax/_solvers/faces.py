@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -24,45 +25,54 @@ from ._results import best_lower_bound
 from .newton import newton_polish
 
 
-class PolishedPoint(NamedTuple):
-    W: Array  # (d, 2P) Newton's point on the faces (uncut: it may be slightly infeasible)
+class ReportedPoint(NamedTuple):
+    W: Array  # (d, 2P) the solver's point, or Newton's on the faces where that is better
     objective: Array  # the recovered network's objective at W
-    best_dual: Array  # the caller's best dual value, raised by W's projected certificate
-    gap: Array  # objective - best_dual
+    best_dual: Array  # the caller's best dual value, raised by Newton's point's certificate
     violation: Array  # ReLUProgram.violation of W
-    products: Array  # the Newton polish's A / A^T product pairs
-    better: Array  # W is finite, its gap below the caller's, and no less feasible
+    products: Array  # the Newton polish's A / A^T product pairs (0 where not run)
 
 
-def polish_on_faces(program: ReLUProgram, W: Array, active: Array, best_dual, gap, violation,
-                    feasibility_tol, max_newton: int, max_cg, tol) -> PolishedPoint:
-    """Newton on the faces whose rows ``active`` names, from ``W``, and its certificate.
+def polish_on_faces(condition, program: ReLUProgram, W: Array, active: Array, objective,
+                    best_dual, gap, violation, feasibility_tol, max_newton: int, max_cg,
+                    tol) -> ReportedPoint:
+    """Where ``condition`` holds, Newton on the faces whose rows ``active`` names, from
+    ``W``, and the point to report: Newton's when it is better, else ``W``.
 
     **Arguments:**
+    - condition: scalar boolean (traced); where it is false nothing runs and ``W`` with
+      the caller's figures comes back.
     - W: ``(d, 2P)`` the solver's point; active: ``(n, 2P)`` boolean, the rows on each
       cone's face (those whose multiplier is positive).
-    - best_dual, gap, violation: the solver's own, at ``W``; the polished point is
-      ``better`` when its gap is below ``gap`` and its violation no more than
-      ``max(feasibility_tol, violation)``.
+    - objective, best_dual, gap, violation: the solver's own, at ``W``. Newton's point
+      is better when it is finite, its gap is below ``gap`` and its violation is no more
+      than ``max(feasibility_tol, violation)``.
     - max_newton, max_cg (may be traced), tol: as :func:`newton_polish`.
 
-    The returned ``best_dual`` is a valid lower bound whether or not the point is kept.
-    Newton's point is not cut back to the cones: the faces' rows end at slacks of
+    The returned ``best_dual`` is a valid lower bound whether or not Newton's point is
+    kept. Newton's point is not cut back to the cones: the faces' rows end at slacks of
     round-off size of either sign, and the certificate is honest at a slightly
     infeasible point (its violation is reported).
     """
-    projected = ProjectedReLUProgram.build(program)
-    active = active & (safe_norm(W, axis=0) > 0)[None, :]
-    faces = FaceProgram.build(projected, W, active)
-    U, products = newton_polish(faces, faces.coordinates(W), max_newton, max_cg, tol)
-    W_polished = faces.weights(U)
-    rho = -program.loss.grad(program.predict(W_polished), program.y)
-    _, lower = projected.certificate(W_polished, None, rho, projected.rmatvec(rho))
-    best_dual = best_lower_bound(best_dual, lower)
-    objective = program.network_objective(W_polished)
-    polished_gap = objective - best_dual
-    polished_violation = program.violation(W_polished)
-    better = (jnp.isfinite(objective) & jnp.all(jnp.isfinite(W_polished)) & (polished_gap < gap)
-              & (polished_violation <= jnp.maximum(feasibility_tol, violation)))
-    return PolishedPoint(W_polished, objective, best_dual, polished_gap, polished_violation,
-                         products, better)
+
+    def polish(_):
+        projected = ProjectedReLUProgram.build(program)
+        faces = FaceProgram.build(projected, W, active & (safe_norm(W, axis=0) > 0)[None, :])
+        U, products = newton_polish(faces, faces.coordinates(W), max_newton, max_cg, tol)
+        W_polished = faces.weights(U)
+        rho = -program.loss.grad(program.predict(W_polished), program.y)
+        _, lower = projected.certificate(W_polished, None, rho, projected.rmatvec(rho))
+        raised = best_lower_bound(best_dual, lower)
+        polished_objective = program.network_objective(W_polished)
+        polished_violation = program.violation(W_polished)
+        better = (jnp.isfinite(polished_objective) & jnp.all(jnp.isfinite(W_polished))
+                  & (polished_objective - raised < gap)
+                  & (polished_violation <= jnp.maximum(feasibility_tol, violation)))
+        return ReportedPoint(jnp.where(better, W_polished, W),
+                             jnp.where(better, polished_objective, objective), raised,
+                             jnp.where(better, polished_violation, violation), products)
+
+    def skip(_):
+        return ReportedPoint(W, objective, best_dual, violation, jnp.zeros((), jnp.int32))
+
+    return jax.lax.cond(condition, polish, skip, None)
