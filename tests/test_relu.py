@@ -38,6 +38,9 @@ CASES = [
     ("random-squared-admm", lambda: _random(0), "squared", 1e-2, "admm", "relu"),
     ("random-logistic-al", lambda: _random(1, loss="logistic"), "logistic", 1e-2, "al", "relu"),
     ("random-logistic-admm", lambda: _random(1, loss="logistic"), "logistic", 1e-2, "admm", "relu"),
+    # n = 40 < d P = 48: ADMM's W-step through the Woodbury identity (n x n); above, the
+    # p block (d P x d P).
+    ("random-squared-admm-samples", lambda: _random(0, n=40), "squared", 1e-2, "admm", "relu"),
     ("diabetes-squared-al", _diabetes, "squared", 1e-2, "al", "relu"),
     ("random-leaky-al", lambda: _random(2), "squared", 1e-2, "al", "leaky_relu"),
     ("random-absolute-al", lambda: _random(3), "squared", 1e-2, "al", "absolute"),
@@ -229,6 +232,36 @@ def test_al_and_admm_certify_by_newton_on_the_faces():
         with pytest.warns(cn.ConvergenceWarning):
             plain = cn.fit(X, y, 1e-3, solver=unpolished, **options)
         assert float(plain.gap) > 1e-8 * float(plain.objective)
+
+
+@pytest.mark.parametrize("n,d,num_gates,expected", [
+    (40, 4, 20, "samples"),   # n < d P: the Woodbury n x n matrix
+    (120, 3, 10, "p"),        # d P <= n: the p block itself
+    (40, 4, 20, "nystrom"),   # neither side within max_direct_size
+])
+def test_admm_w_step_solves_its_system(n, d, num_gates, expected):
+    # The W-step's solve against the dense system it stands for (the p block of
+    # _dense_p_block, the q block I + X^T X), with non-default weights.
+    from cvxnn_jax._solvers import admm
+
+    X, y = planted_relu_problem(5, n=n, d=d)
+    gates = cn.sample_gates(jax.random.PRNGKey(2), X, num_gates)
+    program = _program(X, gates, y, 1e-2, slope=0.1)
+    P = program.num_patterns
+    solver = cn.ADMM(cone_weight=0.7, prediction_weight=1.3,
+                     max_direct_size=10 if expected == "nystrom" else 4096, cg_max_steps=500)
+    factors = admm._factorise(program, solver)
+    sides = {"p": factors.p_inverse.shape[0], "samples": factors.samples_inverse.shape[0],
+             "nystrom": factors.nystrom_vectors.shape[0]}
+    assert [side for side, size in sides.items() if size > 0] == [expected]
+    rhs = jax.random.normal(jax.random.PRNGKey(3), (d, 2 * P), jnp.float64)
+    W = admm._solve_W(program, factors, rhs, jnp.zeros_like(rhs), solver)
+    p_matrix = admm._dense_p_block(program, 0.7, 1.3)
+    q_matrix = jnp.eye(d) + 0.7 * program.X.T @ program.X
+    to_p = lambda M: (M[:, :P] - M[:, P:]).reshape(-1) * 0.5**0.5  # (d, P) row-major, as _solve_p
+    to_q = lambda M: (M[:, :P] + M[:, P:]) * 0.5**0.5
+    np.testing.assert_allclose(p_matrix @ to_p(W), to_p(rhs), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(q_matrix @ to_q(W), to_q(rhs), rtol=0, atol=1e-9)
 
 
 def test_recovered_network_is_pruned_and_feasible():
