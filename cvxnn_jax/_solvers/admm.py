@@ -48,7 +48,7 @@ from jax import Array
 from .._precision import full_precision
 from .._programs.relu import ReLUProgram
 from ._results import RESULTS, best_lower_bound, certified_and_feasible
-from .faces import polish_on_faces
+from .faces import keep_better_feasible, polish_on_faces
 
 _SQRT_HALF = 0.5**0.5
 
@@ -337,9 +337,10 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
             violation <= solver.polish_violation * feasibility_tol) & ~(
             (gap <= tol * jnp.abs(upper)) & (violation <= feasibility_tol))
 
-        W_report, upper, best_dual, violation, _ = polish_on_faces(
-            needs_polish, program, W, gamma > 0, upper, best_dual, gap, violation,
-            feasibility_tol, solver.polish_newton, solver.polish_cg, tol)
+        W_report, upper, best_dual, violation, _ = keep_better_feasible(
+            state.W_report, state.objective, state.violation, polish_on_faces(
+                needs_polish, program, W, gamma > 0, upper, best_dual, gap, violation,
+                feasibility_tol, solver.polish_newton, solver.polish_cg, tol), feasibility_tol)
         gap = upper - best_dual
         finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W_report))
         # Residual balancing; the scaled multipliers follow beta.

@@ -36,7 +36,8 @@ from .._precision import full_precision
 from .._programs._base import CompositeProgram
 from .._programs.relu import ReLUProgram
 from ._results import RESULTS, best_lower_bound
-from .faces import polish_on_faces
+from .faces import keep_better_feasible, polish_on_faces
+from .newton import cg_cap
 from .fista import FISTA, FISTAState, fista_solve
 
 
@@ -321,16 +322,15 @@ def al_solve(
         # feasible it lands on the optimum to round-off, where the multipliers' own
         # certificate lags by 1e-4 or more (a rescaling of rho = -grad L). The iteration
         # goes on from its own iterate; the polished point is what it reports.
-        max_cg = jnp.minimum(
-            solver.polish_cg,
-            (max_steps - inner.num_steps - 1) // max(solver.polish_newton, 1) - 1)
+        max_cg = cg_cap(solver.polish_cg, solver.polish_newton, max_steps - inner.num_steps)
         needs_polish = (solver.polish_newton > 0) & (max_cg >= 1) & (
             violation <= solver.polish_violation * feasibility_tol) & ~(
             (gap <= tol * jnp.abs(upper)) & (violation <= feasibility_tol))
 
-        W_report, upper, best_dual, reported_violation, polish_products = polish_on_faces(
-            needs_polish, program, W, gamma > 0, upper, best_dual, gap, violation,
-            feasibility_tol, solver.polish_newton, max_cg, tol)
+        W_report, upper, best_dual, reported_violation, polish_products = keep_better_feasible(
+            state.W, state.objective, state.violation, polish_on_faces(
+                needs_polish, program, W, gamma > 0, upper, best_dual, gap, violation,
+                feasibility_tol, solver.polish_newton, max_cg, tol), feasibility_tol)
         inner = inner._replace(num_steps=inner.num_steps + polish_products)
         gap = upper - best_dual
         # The multipliers' own dual point lags the primal (it inherits the subproblem's

@@ -76,3 +76,21 @@ def polish_on_faces(condition, program: ReLUProgram, W: Array, active: Array, ob
         return ReportedPoint(W, objective, best_dual, violation, jnp.zeros((), jnp.int32))
 
     return jax.lax.cond(condition, polish, skip, None)
+
+
+def keep_better_feasible(previous_W: Array, previous_objective, previous_violation,
+                         point: ReportedPoint, feasibility_tol) -> ReportedPoint:
+    """``point``, or the previously reported point where both meet ``feasibility_tol``
+    and the previous one's objective is lower.
+
+    AL and ADMM report a fresh point at every check (their iterate, or Newton's on the
+    faces); a polished point can be followed by an iterate that is worse. Among points
+    within the tolerance the lower objective is the tighter certificate (both share the
+    best dual value); an infeasible point never displaces a feasible one's report, nor
+    the reverse, so a solve that never reaches the cones reports its last iterate.
+    """
+    keep = ((previous_violation <= feasibility_tol) & (point.violation <= feasibility_tol)
+            & (previous_objective < point.objective))
+    return point._replace(W=jnp.where(keep, previous_W, point.W),
+                          objective=jnp.where(keep, previous_objective, point.objective),
+                          violation=jnp.where(keep, previous_violation, point.violation))

@@ -48,6 +48,7 @@ from jax import Array
 
 from .._precision import add_to_two_words, full_precision
 from ._results import RESULTS
+from .newton import cg_cap
 
 
 class FISTAState(NamedTuple):
@@ -369,11 +370,8 @@ def fista_solve(
                                            | (s.num_steps - s.support_since < solver.polish_stable)),
                 block, state,
             )
-            # The polish's worst case, polish_newton * (max_cg + 1) + 1 products, must fit
-            # in the steps left (so num_steps <= max_steps): near max_steps CG is capped
-            # lower rather than the polish skipped.
-            max_cg = jnp.minimum(solver.polish_cg,
-                                 (max_steps - state.num_steps - 1) // solver.polish_newton - 1)
+            # Near max_steps CG is capped lower rather than the polish skipped.
+            max_cg = cg_cap(solver.polish_cg, solver.polish_newton, max_steps - state.num_steps)
             state = jax.lax.cond(keep_going(state) & (max_cg >= 1),
                                  lambda s: solver.polish(program, s, tol, max_cg), lambda s: s,
                                  state)

@@ -83,6 +83,14 @@ class _Newton(NamedTuple):
     done: Array
 
 
+def cg_cap(max_cg: int, max_newton: int, steps_left: Array) -> Array:
+    """CG iterations per Newton step at most so that :func:`newton_polish`'s worst case,
+    ``max_newton * (cap + 1) + 1`` products, fits in ``steps_left`` (a caller that counts
+    the products as steps then never passes its ``max_steps``): ``max_cg``, or fewer near
+    the end. A cap below 1 means there is no room for the polish."""
+    return jnp.minimum(max_cg, (steps_left - 1) // max(max_newton, 1) - 1)
+
+
 def newton_polish(program, W: Array, max_newton: int, max_cg: int, tol: Array):
     """Newton's method on the support of ``W`` for ``program`` (a column-group lasso).
 
