@@ -213,9 +213,10 @@ def test_interior_point_stops_when_stalled_and_polishes_on_the_faces(monkeypatch
 def test_al_and_admm_certify_by_newton_on_the_faces():
     # n = 100, d = 5, 20 patterns at tol 1e-8, measured with jax 0.10.1 on the CPU: the
     # multipliers' certificates lag the iterates (AL: relative gap 8.3e-6 after 40 000
-    # steps, its objective 3e-9 from the optimum; ADMM: 7.6e-4 after 20 000 iterations,
-    # 4e-7 from it). Newton on the faces named by the positive multipliers certifies AL
-    # after 29 331 steps (5e-13) and ADMM after 15 380 iterations (3.7e-12).
+    # steps, its objective 3e-9 from the optimum; ADMM: 1.4e-6 after 20 000 iterations).
+    # Newton on the faces named by the positive multipliers certifies AL after 29 331
+    # steps (5e-13) and ADMM after 7 260 iterations (2.9e-13). (With ADMM's cone_weight
+    # at 1, its default until 2026-11-27: 7.6e-4 without, 15 380 iterations with.)
     X, y = planted_relu_problem(0, n=100, d=5)
     gates = cn.sample_gates(jax.random.PRNGKey(0), X, 20)
     reference, _, _ = cvxpy_relu(X, y, cn.gate_masks(X, gates), 1e-3)
