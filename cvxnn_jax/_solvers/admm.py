@@ -14,17 +14,17 @@ whose matrix does not depend on ``beta``, so it is factored once and ``beta`` ca
 rebalanced for free. In the coordinates ``p = (v - u) / sqrt 2`` and
 ``q = (v + u) / sqrt 2`` it splits: ``G^T G = I (x) X^T X`` (``S2^2 = 1``) and ``F``
 sees only ``p``, so the ``q`` block is ``I + X^T X`` for every pattern (one ``d x d``
-Cholesky) and the ``p`` block is ``B + 2 F0^T F0`` (``dP x dP``, with
+inverse) and the ``p`` block is ``B + 2 F0^T F0`` (``dP x dP``, with
 ``B = I (x) (I + X^T X)`` the same block-diagonal and ``F0 p = sum(c * X p, 1)``). The
-``p`` block is factored on its smaller side when that side is at most
-``max_direct_size``: directly (a ``dP x dP`` Cholesky) when ``dP <= n``, otherwise
-through the Woodbury identity, whose ``n x n`` matrix
+``p`` block is inverted once, on its smaller side when that side is at most
+``max_direct_size``: directly (``dP x dP``) when ``dP <= n``, otherwise through the
+Woodbury identity, whose ``n x n`` matrix
 ``I / 2 + F0 B^-1 F0^T = I / 2 + (X (I + X^T X)^-1 X^T) * (c c^T)`` is formed from
-products and factored once. A solve with the ``dP x dP`` factor reads ``(dP)^2``
-numbers from memory each iteration (128 MB at dP = 4000); the Woodbury solve costs two
-products with ``X`` and an ``n x n`` triangular pair. When neither side is small enough,
-conjugate gradients with a randomised Nystrom preconditioner, warm-started from the
-previous ``W``.
+products. Each iteration applies the inverses by matrix products (:func:`_inverse`):
+the ``dP x dP`` one reads ``(dP)^2`` numbers from memory (128 MB at dP = 4000), the
+Woodbury solve two products with ``X`` and one with the ``n x n`` inverse. When neither
+side is small enough, conjugate gradients with a randomised Nystrom preconditioner,
+warm-started from the previous ``W``.
 
 The other steps are proximal maps: ``z`` by the loss's prox (``Loss.prox``), ``W'`` by
 the group soft-threshold, ``s`` by projection on ``s >= 0``; over-relaxation with
@@ -91,8 +91,8 @@ class ADMM(eqx.Module):
     - initial_penalty: ``beta`` at the start, in units of the loss's smoothness.
     - check_every: iterations between certificate evaluations and ``beta`` updates.
     - balance: rebalance ``beta`` when one residual exceeds the other by this factor.
-    - max_direct_size: largest ``min(n, d * P)`` solved by a Cholesky factorisation
-      (of the ``p`` block when ``d * P <= n``, else of its Woodbury ``n x n`` matrix).
+    - max_direct_size: largest ``min(n, d * P)`` whose matrix is inverted once (the
+      ``p`` block when ``d * P <= n``, else its Woodbury ``n x n`` matrix).
     - cg_max_steps, cg_tol: conjugate gradients (when iterative), warm-started.
     - nystrom_rank: rank of the randomised Nystrom preconditioner.
     - prediction_weight, cone_weight: weights of the constraints ``F W = z`` and
@@ -215,12 +215,12 @@ def _factorise(program: ReLUProgram, solver: "ADMM") -> _Factorisation:
 
 
 def _inverse(M: Array) -> Array:
-    """The inverse of the symmetric positive definite ``M`` (both blocks are ``>= I`` up
-    to a positive weight, so well conditioned). Each iteration then applies it by one
-    matrix-vector product: it reads the matrix once, where a Cholesky solve's two
-    triangular sweeps read the factor twice and run sequentially (measured on 2 cores,
-    n = 500, d = 20, P = 200: 0.88 ms per W-step with the Woodbury matrix's Cholesky
-    factor)."""
+    """The inverse of the symmetric positive definite ``M``, by its Cholesky factor (the
+    q block, the p block and the Woodbury matrix are all ``>= I`` up to a positive
+    weight, so well conditioned). Each iteration then applies it by one matrix product:
+    it reads the matrix once, where a Cholesky solve's two triangular sweeps read the
+    factor twice and run sequentially (measured on 2 cores, n = 500, d = 20, P = 200:
+    0.88 ms per W-step with the Woodbury matrix's factor, 0.74 ms with its inverse)."""
     factor = jnp.linalg.cholesky(M)
     inverse = jax.scipy.linalg.cho_solve((factor, True), jnp.eye(M.shape[0], dtype=M.dtype))
     return 0.5 * (inverse + inverse.T)
