@@ -215,8 +215,9 @@ def test_al_and_admm_certify_by_newton_on_the_faces():
     # multipliers' certificates lag the iterates (AL: relative gap 8.3e-6 after 40 000
     # steps, its objective 3e-9 from the optimum; ADMM: 1.4e-6 after 20 000 iterations).
     # Newton on the faces named by the positive multipliers certifies AL after 29 331
-    # steps (5e-13) and ADMM after 7 260 iterations (2.9e-13). (With ADMM's cone_weight
-    # at 1, its default until 2026-11-27: 7.6e-4 without, 15 380 iterations with.)
+    # steps (5e-13) and ADMM after 8 260 iterations (5.3e-11; 7 260 with a polish every
+    # 500 iterations, before its interval doubled after each failure). (With ADMM's
+    # cone_weight at 1, its default until 2026-11-27: 7.6e-4 without, 15 380 with.)
     X, y = planted_relu_problem(0, n=100, d=5)
     gates = cn.sample_gates(jax.random.PRNGKey(0), X, 20)
     reference, _, _ = cvxpy_relu(X, y, cn.gate_masks(X, gates), 1e-3)
