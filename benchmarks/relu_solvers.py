@@ -52,12 +52,13 @@ CONFIGS = {
 }
 
 
-def solve_once(X, y, gates, solver, max_steps, tol):
+def solve_once(X, y, gates, solver, max_steps, tol, feasibility_tol=FEASIBILITY_TOL):
+    """Wall time (seconds) and solution of one ``fit(..., model="relu")`` at lam = LAM."""
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", cn.ConvergenceWarning)
         sol = cn.fit(X, y, LAM, gates=gates, model="relu", solver=solver, tol=tol,
-                     feasibility_tol=FEASIBILITY_TOL, max_steps=max_steps)
+                     feasibility_tol=feasibility_tol, max_steps=max_steps)
         sol.objective.block_until_ready()
     return time.perf_counter() - start, sol
 
@@ -68,7 +69,7 @@ def main():
     parser.add_argument("--runs", type=int, default=5, help="timed runs per JAX solver")
     parser.add_argument("--max-steps", type=int, default=20_000,
                         help="step cap per AL or FISTA solve (FISTA steps)")
-    parser.add_argument("--max-steps-admm", type=int, default=5_000,
+    parser.add_argument("--max-steps-admm", type=int, default=60_000,
                         help="step cap per ADMM solve (iterations; each costs a factored solve)")
     parser.add_argument("--max-steps-ipm", type=int, default=200,
                         help="step cap per interior-point solve (iterations; each costs an "
@@ -107,7 +108,8 @@ def main():
         for solver in solvers:
             chosen = solver
             if solver == "auto":
-                chosen = {cn.InteriorPoint: "ipm", cn.AugmentedLagrangian: "al"}[type(
+                chosen = {cn.InteriorPoint: "ipm", cn.ADMM: "admm",
+                          cn.AugmentedLagrangian: "al"}[type(
                     cn.default_relu_solver(n, config["d"], int(gates.shape[1]), X.dtype))]
             max_steps = {"admm": args.max_steps_admm, "ipm": args.max_steps_ipm}.get(
                 chosen, args.max_steps)

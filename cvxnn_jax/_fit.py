@@ -220,6 +220,9 @@ def ipm_max_entries(dtype) -> int:
     return max(IPM_MAX_ENTRIES, int(IPM_DEVICE_MEMORY_FRACTION * memory) // jnp.dtype(dtype).itemsize)
 
 
+ADMM_MAX_SAMPLES = 500  # solver=None: ADMM up to this n where the interior point is not used
+
+
 def default_relu_solver(n: int, d: int, num_patterns: int, dtype) -> eqx.Module:
     """The solver ``solver=None`` (or ``"auto"``) gives ``model="relu"`` on ``(n, d)`` data
     (``d`` counting the bias column) with ``num_patterns`` patterns.
@@ -227,15 +230,23 @@ def default_relu_solver(n: int, d: int, num_patterns: int, dtype) -> eqx.Module:
     The interior point (:class:`InteriorPoint`) in float64 when its Newton systems fit
     in :func:`ipm_max_entries` entries (2 GiB on the CPU, a quarter of the memory of a
     GPU): it reaches a certified relative gap of 1e-6 in tens of iterations where the
-    first-order solvers take tens of thousands of steps or do not get there (README, "The
-    ReLU program's solvers against CVXPY"). Otherwise the augmented Lagrangian
-    (:class:`AugmentedLagrangian`), whose memory is that of a few ``(n, P)`` and
-    ``(d, 2P)`` arrays: in float32 the interior point stalls about 10% above the optimum
-    (the condition of its late Newton systems exceeds 1 / eps).
+    first-order solvers take tens of thousands of steps (README, "The ReLU program's
+    solvers against CVXPY"). In float32 the interior point stalls about 10% above the
+    optimum (the condition of its late Newton systems exceeds 1 / eps). Otherwise ADMM
+    (:class:`ADMM`) for ``n <= ADMM_MAX_SAMPLES`` (500) and the augmented Lagrangian
+    (:class:`AugmentedLagrangian`, whose memory is that of a few ``(n, 2P)`` and
+    ``(d, 2P)`` arrays) above. Measured on 2 CPU cores (``python
+    benchmarks/al_vs_admm.py``; d = 20, P = 200 or d = 5, P = 20): ADMM certified first at
+    n = 100, 200 and 500 in float64 and float32, at tolerances 1e-3 and 1e-6 (n = 500,
+    float32, 1e-3: 14 s against 31 s); from n = 1000 on AL did (n = 1000, float64: 99 s
+    against 145 s; n = 2000: 233 s, ADMM not in 60 000 iterations), its multipliers'
+    certificate helped by a Lagrangian-relaxation bound.
     """
     if (jnp.dtype(dtype) == jnp.float64
             and ipm_memory_entries(n, d, num_patterns) <= ipm_max_entries(dtype)):
         return InteriorPoint()
+    if n <= ADMM_MAX_SAMPLES:
+        return ADMM()
     return AugmentedLagrangian()
 
 
@@ -294,7 +305,7 @@ def _prepare(X, y, lam, lam_check, *, gates, model, loss, solver, tol, max_steps
         solver = default_relu_solver(X.shape[0], X.shape[1], gates.shape[1], X.dtype)
     if max_steps is None:
         max_steps = 10_000 if model == "gated_relu" else {
-            ADMM: 20_000, InteriorPoint: 100}.get(type(solver), 100_000)
+            ADMM: 100_000, InteriorPoint: 100}.get(type(solver), 100_000)
 
     return _Setup(X, y, lam, gates, model, loss_fn, solver, slope, bias, tol, feasibility_tol,
                   max_steps)
@@ -350,8 +361,9 @@ def fit(
       cone-constrained program, exactly equivalent to the ReLU network).
     - loss: ``"squared"`` or ``"logistic"``.
     - solver: gated ReLU: ``None``/``"fista"`` or a ``FISTA``; ReLU: ``None``/``"auto"``
-      (the interior point in float64 when its Newton systems fit in 2 GiB, otherwise the
-      augmented Lagrangian: :func:`default_relu_solver`), ``"al"`` (augmented
+      (the interior point in float64 when its Newton systems fit in 2 GiB, otherwise
+      ADMM up to n = 500 and the augmented Lagrangian above: :func:`default_relu_solver`),
+      ``"al"`` (augmented
       Lagrangian), ``"admm"``, ``"fista"`` (FISTA whose prox is the exact
       projection onto the cones, :class:`ProjectedReLUProgram`: feasible iterates, tight
       certificates, costlier steps), ``"ipm"`` (a primal-dual interior-point method,
@@ -361,7 +373,7 @@ def fit(
       ``AugmentedLagrangian``/``ADMM``/``FISTA``/``InteriorPoint``.
     - tol: relative duality gap at which to stop (``gap <= tol * objective``).
     - max_steps: iteration budget (default 10 000 for gated FISTA, 100 000 steps for AL
-      and ReLU FISTA, 20 000 for ADMM, 100 for the interior-point method).
+      and ReLU FISTA, 100 000 iterations for ADMM, 100 for the interior-point method).
     - bias: append a column of ones to ``X`` (the network then adds it to each input).
     - key: ``jax.random`` key for sampling gates (default ``PRNGKey(0)``).
     - throw: raise (through ``equinox.error_if``) if the solve does not converge.

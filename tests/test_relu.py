@@ -125,13 +125,16 @@ def test_whitened_closed_form(solver):
 
 
 def test_default_relu_solver():
-    """solver=None: the interior point in float64 where its Newton systems fit, the
-    augmented Lagrangian in float32 and where they would not fit."""
+    """solver=None: the interior point in float64 where its Newton systems fit; else ADMM
+    up to n = 500 samples (where it certified first) and the augmented Lagrangian above."""
     assert isinstance(cn.default_relu_solver(500, 21, 200, jnp.float64), cn.InteriorPoint)
-    assert isinstance(cn.default_relu_solver(500, 21, 200, jnp.float32), cn.AugmentedLagrangian)
+    assert isinstance(cn.default_relu_solver(500, 21, 200, jnp.float32), cn.ADMM)
+    assert isinstance(cn.default_relu_solver(501, 21, 200, jnp.float32), cn.AugmentedLagrangian)
     # n = 20 000, d = 51, 1000 patterns: the (n, Pd) Woodbury factor alone takes 8 GB.
     assert isinstance(cn.default_relu_solver(20_000, 51, 1000, jnp.float64),
                       cn.AugmentedLagrangian)
+    # n = 500, d = 101, 3000 patterns: 3.0e8 entries, over the CPU's 2^28.
+    assert isinstance(cn.default_relu_solver(500, 101, 3000, jnp.float64), cn.ADMM)
 
 
 def test_default_relu_solver_budget_follows_accelerator_memory(monkeypatch):

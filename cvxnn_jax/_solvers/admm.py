@@ -93,7 +93,10 @@ class ADMM(eqx.Module):
     - check_every: iterations between certificate evaluations and ``beta`` updates.
     - balance: rebalance ``beta`` when one residual exceeds the other by this factor.
     - max_direct_size: largest ``min(n, d * P)`` whose matrix is inverted once (the
-      ``p`` block when ``d * P <= n``, else its Woodbury ``n x n`` matrix).
+      ``p`` block when ``d * P <= n``, else its Woodbury ``n x n`` matrix); beyond it,
+      conjugate gradients. At 8192 the inverse takes 512 MB in float64. Measured at
+      n = 5000, d = 50, P = 500 (2 CPU cores): 70 ms an iteration with the ``5000 x
+      5000`` inverse, 738 ms with conjugate gradients (the same iterates to 1e-3).
     - cg_max_steps, cg_tol: conjugate gradients (when iterative), warm-started.
     - nystrom_rank: rank of the randomised Nystrom preconditioner.
     - prediction_weight, cone_weight: weights of the constraints ``F W = z`` and
@@ -122,7 +125,7 @@ class ADMM(eqx.Module):
     initial_penalty: float = eqx.field(static=True, default=1.0)
     check_every: int = eqx.field(static=True, default=10)
     balance: float = eqx.field(static=True, default=10.0)
-    max_direct_size: int = eqx.field(static=True, default=4096)
+    max_direct_size: int = eqx.field(static=True, default=8192)
     cg_max_steps: int = eqx.field(static=True, default=50)
     cg_tol: float = eqx.field(static=True, default=1e-10)
     nystrom_rank: int = eqx.field(static=True, default=64)
