@@ -110,7 +110,7 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
     else:
         state = al_solve(program, x0, tol, feasibility_tol, max_steps, solver)
         W = state.W
-        figures = (state.inner.num_steps + state.num_relaxation_steps, state.objective,
+        figures = (state.inner.num_steps, state.objective,
                    state.gap, state.best_dual, state.violation, state.result)
     num_steps, objective, gap, dual_objective, violation, result = figures
     return Solution(

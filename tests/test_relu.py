@@ -239,6 +239,26 @@ def test_al_and_admm_certify_by_newton_on_the_faces():
         assert float(plain.gap) > 1e-8 * float(plain.objective)
 
 
+def test_al_relaxation_steps_count_against_max_steps():
+    # AL's Lagrangian-relaxation bounds run FISTA; their steps are part of the budget
+    # (until 2026-11-28 they were added on top: 180 000 steps reported for a cap of
+    # 100 000 at n = 500). Here (n = 100, d = 5, 20 patterns, no face polish) about 6 000
+    # of the 40 000 steps go to relaxation bounds.
+    from cvxnn_jax._solvers.al import al_solve
+
+    X, y = planted_relu_problem(0, n=100, d=5)
+    gates = cn.sample_gates(jax.random.PRNGKey(0), X, 20)
+    program = _program(X, gates, y, 1e-3)
+    solver = cn.AugmentedLagrangian(polish_newton=0)
+    state = al_solve(program, program.init_x(), 1e-6, 1e-6, 40_000, solver)
+    assert int(state.num_relaxation_steps) > 0
+    assert int(state.inner.num_steps) <= 40_000
+    with pytest.warns(cn.ConvergenceWarning):
+        solution = cn.fit(X, y, 1e-3, gates=gates, model="relu", solver=solver, tol=1e-6,
+                          feasibility_tol=1e-6, max_steps=40_000)
+    assert int(solution.num_steps) == int(state.inner.num_steps)
+
+
 @pytest.mark.parametrize("n,d,num_gates,expected", [
     (40, 4, 20, "samples"),   # n < d P: the Woodbury n x n matrix
     (120, 3, 10, "p"),        # d P <= n: the p block itself

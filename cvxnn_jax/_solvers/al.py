@@ -176,7 +176,7 @@ class ALState(NamedTuple):
     delta: Array
     inner_tol: Array
     num_outer: Array
-    num_relaxation_steps: Array  # FISTA steps spent on Lagrangian-relaxation bounds
+    num_relaxation_steps: Array  # of inner.num_steps, those spent on relaxation bounds
     objective: Array  # the recovered network's objective (upper bound)
     gap: Array
     best_dual: Array
@@ -201,7 +201,8 @@ class AugmentedLagrangian(eqx.Module):
     - relaxation_steps: FISTA steps at most for a Lagrangian-relaxation lower bound
       (0 turns it off); run after an outer iteration whose iterate meets
       ``feasibility_tol`` and whose multiplier certificate is within 100x ``tol`` but
-      does not meet it.
+      does not meet it. Its steps count against ``max_steps`` (capped at the steps
+      left), like the face polish's products.
     - relaxation_solver: the :class:`FISTA` for those bounds (dual extrapolation on).
     - polish_newton: Newton steps at most of the face polish (0 turns it off), run after
       an outer iteration whose iterate's violation is within ``polish_violation`` times
@@ -342,11 +343,13 @@ def al_solve(
         cheap_gap = upper - best_dual
         needs_relaxation = (reported_violation <= feasibility_tol) & (
             cheap_gap > tol * jnp.abs(upper)
-        ) & (cheap_gap <= 100.0 * tol * jnp.abs(upper)) & (solver.relaxation_steps > 0)
+        ) & (cheap_gap <= 100.0 * tol * jnp.abs(upper))
+        relaxation_cap = jnp.minimum(solver.relaxation_steps, max_steps - inner.num_steps)
+        needs_relaxation = needs_relaxation & (relaxation_cap >= 1)
 
         def relaxation_bound(_):
             relaxed = fista_solve(LagrangianRelaxation.build(program, gamma), W,
-                                  0.1 * tol, solver.relaxation_steps, solver.relaxation_solver)
+                                  0.1 * tol, relaxation_cap, solver.relaxation_solver)
             return relaxed.best_dual, relaxed.num_steps
 
         relaxed_dual, relaxation_steps = jax.lax.cond(
@@ -363,7 +366,7 @@ def al_solve(
         finite = jnp.isfinite(upper) & jnp.all(jnp.isfinite(W_report))
         return ALState(
             W=W_report,
-            inner=inner,
+            inner=inner._replace(num_steps=inner.num_steps + relaxation_steps),
             gamma=gamma,
             delta=delta,
             inner_tol=state.inner_tol * solver.inner_tol_decrease,
