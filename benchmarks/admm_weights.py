@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import jax
@@ -34,6 +32,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 from _environment import environment  # noqa: E402
 from reference import planted_relu_problem  # noqa: E402
+from relu_solvers import solve_once  # noqa: E402
 
 PROBLEMS = {100: (5, 20), 200: (5, 20), 500: (20, 200)}  # n -> (d, gates)
 
@@ -54,18 +53,13 @@ def main():
         X, y = planted_relu_problem(0, n=n, d=d)
         gates = cn.sample_gates(jax.random.PRNGKey(0), X, num_gates)
         for weight in weights:
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", cn.ConvergenceWarning)
-                sol = cn.fit(X, y, 1e-3, gates=gates, model="relu",
-                             solver=cn.ADMM(cone_weight=weight), tol=1e-6,
-                             feasibility_tol=1e-6, max_steps=args.max_steps)
-                sol.objective.block_until_ready()
+            seconds, sol = solve_once(X, y, gates, cn.ADMM(cone_weight=weight),
+                                      args.max_steps, 1e-6, 1e-6)
             record = dict(n=n, d=d, P=int(gates.shape[1]), cone_weight=weight,
                           iterations=int(sol.num_steps), converged=bool(sol.converged),
                           relative_gap=float(sol.relative_gap), violation=float(sol.violation),
                           objective=float(sol.objective),
-                          seconds_with_compilation=time.perf_counter() - start)
+                          seconds_with_compilation=seconds)
             records.append(record)
             print(f"n={n} d={d} P={record['P']} cone_weight={weight:g}: "
                   f"{record['iterations']} iterations, converged={record['converged']}, "

@@ -41,10 +41,6 @@ from reference import planted_relu_problem  # noqa: E402
 from relu_solvers import LAM, solve_once  # noqa: E402
 
 
-def solve(X, y, gates, solver, tol, max_steps):
-    return solve_once(X, y, gates, solver, max_steps, tol, feasibility_tol=tol)
-
-
 def faster(al: dict, admm: dict):
     """The solver that certified in less time, or None when that is undecided."""
     if al["converged"] and admm["converged"]:
@@ -81,10 +77,10 @@ def main():
                     continue
                 pair = {}
                 for solver in ("al", "admm"):
-                    solve(X, y, gates, solver, tol, 1)  # compile
+                    solve_once(X, y, gates, solver, 1, tol, tol)  # compile
                     times, sol = [], None
                     for _ in range(args.runs):
-                        elapsed, sol = solve(X, y, gates, solver, tol, caps[solver])
+                        elapsed, sol = solve_once(X, y, gates, solver, caps[solver], tol, tol)
                         times.append(elapsed)
                     pair[solver] = dict(
                         solver=solver, n=n, d=d, P=int(gates.shape[1]), dtype=dtype, tol=tol,

@@ -305,7 +305,7 @@ def _prepare(X, y, lam, lam_check, *, gates, model, loss, solver, tol, max_steps
         solver = default_relu_solver(X.shape[0], X.shape[1], gates.shape[1], X.dtype)
     if max_steps is None:
         max_steps = 10_000 if model == "gated_relu" else {
-            ADMM: 100_000, InteriorPoint: 100}.get(type(solver), 100_000)
+            InteriorPoint: 100}.get(type(solver), 100_000)
 
     return _Setup(X, y, lam, gates, model, loss_fn, solver, slope, bias, tol, feasibility_tol,
                   max_steps)

@@ -108,7 +108,8 @@ class ADMM(eqx.Module):
       benchmarks/admm_weights.py``.
     - polish_newton: Newton steps at most of the face polish (0 turns it off), tried at
       a check whose ``W'`` is within ``polish_violation`` times ``feasibility_tol`` of
-      the cones and is not certified, at most once per ``polish_every`` iterations:
+      the cones and is not certified, at most once per interval (``polish_every``
+      iterations at first, see ``polish_every_max``):
       Newton on the faces of the cones whose rows have positive multipliers, reported
       when its projected certificate is better
       (:func:`~cvxnn_jax._solvers.faces.polish_on_faces`); the iteration goes on from
