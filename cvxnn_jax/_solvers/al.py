@@ -34,7 +34,7 @@ from jax import Array
 
 from .._precision import full_precision
 from .._programs._base import CompositeProgram
-from .._programs.relu import ReLUProgram
+from .._programs.relu import ReLUProgram, weighted_row_sums
 from ._results import RESULTS, best_lower_bound
 from .faces import keep_better_feasible, polish_on_faces
 from .newton import cg_cap
@@ -69,7 +69,7 @@ class _ColumnProgram(CompositeProgram):
         return self.relu.init_x()
 
     def predictions(self, Z):
-        return jnp.sum(self.coefficients * Z, axis=1)
+        return weighted_row_sums(self.coefficients, Z)
 
 
 class LagrangianRelaxation(_ColumnProgram):
@@ -133,21 +133,21 @@ class AugmentedProgram(_ColumnProgram):
         return self.gamma / self.delta - self.signs * Z
 
     def smooth_value(self, Z):
-        predictions = jnp.sum(self.coefficients * Z, axis=1)
+        predictions = self.predictions(Z)
         u = jnp.maximum(self._shifted(Z), 0.0)
         penalty = 0.5 * self.delta * jnp.sum(u * u) - 0.5 * jnp.sum(self.gamma**2) / self.delta
         return self.relu.loss.value(predictions, self.relu.y) + penalty
 
     def smooth_grad(self, Z):
-        predictions = jnp.sum(self.coefficients * Z, axis=1)
+        predictions = self.predictions(Z)
         loss_grad = self.relu.loss.grad(predictions, self.relu.y)
         multipliers = self.delta * jnp.maximum(self._shifted(Z), 0.0)
         return self.coefficients * loss_grad[:, None] - self.signs * multipliers
 
     def smooth_bregman(self, Z_new, Z_old):
         loss_part = self.relu.loss.bregman(
-            jnp.sum(self.coefficients * Z_new, axis=1),
-            jnp.sum(self.coefficients * Z_old, axis=1),
+            self.predictions(Z_new),
+            self.predictions(Z_old),
             self.relu.y,
         )
         # Bregman divergence of h(u) = 1/2 (u_+)^2 from u to u', in a form with no
@@ -314,7 +314,7 @@ def al_solve(
         # The subproblem's own multipliers: with an exact subproblem solution they make
         # every group norm <= lam, so the dual point needs no scaling.
         gamma = augmented.multipliers(Z)
-        rho = -program.loss.grad(jnp.sum(augmented.coefficients * Z, axis=1), program.y)
+        rho = -program.loss.grad(augmented.predictions(Z), program.y)
         gap, lower, upper = program.certificate(W, rho, gamma)
         best_dual = best_lower_bound(state.best_dual, lower)
         violation = program.violation(W)

@@ -74,7 +74,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from .._precision import full_precision
-from .._programs.relu import ReLUProgram
+from .._programs.relu import ReLUProgram, weighted_row_sums
 from .._prox import safe_norm
 from ._results import RESULTS, best_lower_bound, certified_and_feasible
 from .faces import polish_on_faces
@@ -253,7 +253,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
         W, s, z = state.W, state.s, state.z
         mu = jnp.mean(s * z)
         XW = X @ W
-        predictions = jnp.sum(C * XW, axis=1)
+        predictions = weighted_row_sums(C, XW)
         grad_loss = loss.grad(predictions, y)
         root = jnp.sqrt(jnp.maximum(loss.curvature(predictions, y), 0.0))
         residual = S2 * XW - s  # primal infeasibility, 0 from a feasible start
@@ -297,7 +297,7 @@ def ipm_solve(program: ReLUProgram, directions: Array, tol, feasibility_tol, max
             correction = jnp.linalg.cholesky(jnp.eye(P * d, dtype=dtype) + _gram(K.T))
 
         def scaled_predict(M):  # Lambda^1/2 A M, (n,); M is (d, 2P)
-            return root * jnp.sum(C * (X @ M), axis=1)
+            return root * weighted_row_sums(C, X @ M)
 
         def scaled_adjoint(v):  # A^T Lambda^1/2 v, (d, 2P); v is (n,)
             return program.transpose_times(C * (root * v)[:, None])
