@@ -57,18 +57,17 @@ class ADMMState(NamedTuple):
     W: Array  # (d, 2P) the smooth-step variable
     W_split: Array  # (d, 2P) the group-sparse copy W'
     z: Array  # (n,) predictions copy
-    s: Array  # (n, 2P) cone slack
+    t: Array  # (n, 2P) the cone slack s = max(t, 0) and its scaled multiplier ls = min(t, 0)
     lz: Array  # scaled multipliers
     lw: Array
-    ls: Array
     beta: Array
     num_steps: Array
     objective: Array
     gap: Array
     best_dual: Array
     violation: Array
-    z_previous: Array  # z, s and W' one iteration earlier, for the dual residual at
-    s_previous: Array  # a check (the residuals are needed only there)
+    z_previous: Array  # z, t and W' one iteration earlier, for the dual residual at
+    t_previous: Array  # a check (the residuals are needed only there)
     W_split_previous: Array
     polished_at: Array  # num_steps at the last face polish
     polish_interval: Array  # iterations from it to the next one (doubles after each)
@@ -307,24 +306,25 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
 
     def step(state: ADMMState) -> ADMMState:
         beta = state.beta
+        # s - ls = |t|: one (n, 2P) array read where s and ls were two.
         rhs = program.transpose_times(a_z * C * (state.z - state.lz)[:, None]
-                                      + a_s * S2 * (state.s - state.ls)) + (
+                                      + a_s * S2 * jnp.abs(state.t)) + (
             state.W_split - state.lw
         )
         W = _solve_W(program, factors, rhs, state.W, solver)
         XW = X @ W
         Fw = alpha * weighted_row_sums(C, XW) + (1 - alpha) * state.z
         Wr = alpha * W + (1 - alpha) * state.W_split
-        Gw = alpha * S2 * XW + (1 - alpha) * state.s
+        # The s-step s = max(Gw + ls, 0) and ls + Gw - s = min(Gw + ls, 0): both are
+        # parts of t = Gw + ls, with Gw = alpha G W + (1 - alpha) s.
+        t = alpha * S2 * XW + (1 - alpha) * jnp.maximum(state.t, 0.0) + jnp.minimum(state.t, 0.0)
         z = loss.prox(Fw + state.lz, 1.0 / (a_z * beta), y)
         W_split = program.prox(Wr + state.lw, 1.0 / beta)
-        s = jnp.maximum(Gw + state.ls, 0.0)
         lz = state.lz + Fw - z
         lw = state.lw + Wr - W_split
-        ls = state.ls + Gw - s
-        return state._replace(W=W, W_split=W_split, z=z, s=s, lz=lz, lw=lw, ls=ls,
+        return state._replace(W=W, W_split=W_split, z=z, t=t, lz=lz, lw=lw,
                               num_steps=state.num_steps + 1, z_previous=state.z,
-                              s_previous=state.s, W_split_previous=state.W_split)
+                              t_previous=state.t, W_split_previous=state.W_split)
 
     def residuals(state: ADMMState):
         # Primal and dual residuals of the last iteration (Boyd et al. section 3.3) in
@@ -334,11 +334,12 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         primal = jnp.sqrt(
             a_z * jnp.sum((weighted_row_sums(C, XW) - state.z) ** 2)
             + jnp.sum((state.W - state.W_split) ** 2)
-            + a_s * jnp.sum((S2 * XW - state.s) ** 2)
+            + a_s * jnp.sum((S2 * XW - jnp.maximum(state.t, 0.0)) ** 2)
         )
         dual = state.beta * jnp.sqrt(
             jnp.sum((program.transpose_times(a_z * C * (state.z - state.z_previous)[:, None]
-                                             + a_s * S2 * (state.s - state.s_previous))
+                                             + a_s * S2 * (jnp.maximum(state.t, 0.0)
+                                                           - jnp.maximum(state.t_previous, 0.0)))
                      + (state.W_split - state.W_split_previous)) ** 2)
         )
         return primal, dual
@@ -346,7 +347,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
     def certify(state: ADMMState) -> ADMMState:
         W = state.W_split
         rho = -loss.grad(F(W), y)
-        gamma = jnp.maximum(-a_s * state.beta * state.ls, 0.0)
+        gamma = a_s * state.beta * jnp.maximum(-state.t, 0.0)
         gap, lower, upper = program.certificate(W, rho, gamma)
         best_dual = best_lower_bound(state.best_dual, lower)
         gap = upper - best_dual
@@ -371,7 +372,8 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
                            jnp.where(ratio < 1.0 / solver.balance, 0.5, 1.0))
         return state._replace(
             beta=state.beta * factor,
-            lz=state.lz / factor, lw=state.lw / factor, ls=state.ls / factor,
+            lz=state.lz / factor, lw=state.lw / factor,
+            t=jnp.maximum(state.t, 0.0) + jnp.minimum(state.t, 0.0) / factor,
             objective=upper, gap=gap, best_dual=best_dual, violation=violation,
             polished_at=jnp.where(needs_polish, state.num_steps, state.polished_at),
             polish_interval=jnp.where(
@@ -388,16 +390,15 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
         state = jax.lax.while_loop(lambda s: s.num_steps < stop_at, step, state)
         return certify(state)
 
-    XW0 = X @ W0
-    zeros_n2P = jnp.zeros_like(XW0)
+    t0 = jnp.maximum(S2 * (X @ W0), 0.0)  # s = max(G W0, 0), ls = 0
     state = ADMMState(
-        W=W0, W_split=W0, z=F(W0), s=jnp.maximum(S2 * XW0, 0.0),
-        lz=jnp.zeros((n,), dtype), lw=jnp.zeros_like(W0), ls=zeros_n2P,
+        W=W0, W_split=W0, z=F(W0), t=t0,
+        lz=jnp.zeros((n,), dtype), lw=jnp.zeros_like(W0),
         beta=jnp.asarray(solver.initial_penalty * loss.smoothness(n), dtype),
         num_steps=jnp.zeros((), jnp.int32),
         objective=program.network_objective(W0), gap=jnp.full((), jnp.inf, dtype),
         best_dual=jnp.full((), -jnp.inf, dtype), violation=program.violation(W0),
-        z_previous=F(W0), s_previous=jnp.maximum(S2 * XW0, 0.0), W_split_previous=W0,
+        z_previous=F(W0), t_previous=t0, W_split_previous=W0,
         polished_at=jnp.zeros((), jnp.int32),
         polish_interval=jnp.asarray(solver.polish_every, jnp.int32), W_report=W0,
         result=RESULTS.successful,
