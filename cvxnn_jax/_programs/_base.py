@@ -99,6 +99,13 @@ class CompositeProgram(eqx.Module):
     # and FISTA's momentum, a difference of consecutive iterates, loses its digits first.
     compensated = False
 
+    # FISTA's extrapolated ``A y`` is by default ``A x + beta * A (x - x_prev)``, two
+    # passes over z-sized arrays and a z-sized array more in the loop's carry. A program
+    # whose product is cheap next to those passes (a small inner dimension) sets this to
+    # recompute ``A y`` from ``y`` each step instead; the carried ``A (x - x_prev)`` is
+    # then left stale (the certificate refreshes it). Ignored with ``compensated = True``.
+    forward_each_step = False
+
     def prox_increment(self, x_hi, x_lo, move, step):
         """``prox(x + move, step)`` for ``x = x_hi + x_lo`` as ``(increment, zero)``: the
         prox is ``x + increment``, and exactly zero where ``zero`` (a boolean array of

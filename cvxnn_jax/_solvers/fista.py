@@ -187,7 +187,11 @@ class FISTA(eqx.Module):
         x, z = state.x, state.z
         momentum_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * state.momentum**2))
         beta = (state.momentum - 1.0) / momentum_next
-        zy = z + beta * state.z_velocity
+        recompute = program.forward_each_step and not program.compensated
+        if recompute:
+            zy = program.forward(x + beta * state.velocity)
+        else:
+            zy = z + beta * state.z_velocity
         slack = 1.0 + 8.0 * jnp.finfo(x.dtype).eps
         if program.compensated:
             # Two-word iterate: y = x + extrapolation is never formed; every quantity
@@ -252,7 +256,7 @@ class FISTA(eqx.Module):
             x_lo=x_new_lo,
             velocity=velocity,
             z=zy + dz,
-            z_velocity=beta * state.z_velocity + dz,
+            z_velocity=state.z_velocity if recompute else beta * state.z_velocity + dz,
             momentum=jnp.where(restart, jnp.ones_like(momentum_next), momentum_next),
             step_size=step_size,
             num_steps=state.num_steps + 1,
