@@ -113,12 +113,20 @@ def _reference_fista(program, step0, num_steps, growth=1.1, shrink=0.5):
     return iterates, restarts, backtracks
 
 
+class _RecomputedPredictions(GatedReLUProgram):
+    """FISTA recomputes ``A y`` each step instead of extrapolating ``A x`` (the AL
+    subproblem's mode, ``CompositeProgram.forward_each_step``): the same iteration."""
+
+    forward_each_step = True
+
+
+@pytest.mark.parametrize("program_type", [GatedReLUProgram, _RecomputedPredictions])
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
-def test_fista_steps_equal_python_reference(loss):
+def test_fista_steps_equal_python_reference(loss, program_type):
     X, y = _random_problem(1, loss)
     gates = cn.sample_gates(jax.random.PRNGKey(0), X, 12)
-    program = GatedReLUProgram(X=jnp.asarray(X), masks=cn.gate_masks(X, gates), y=jnp.asarray(y),
-                               lam=jnp.asarray(1e-2), loss=cn.get_loss(loss))
+    program = program_type(X=jnp.asarray(X), masks=cn.gate_masks(X, gates), y=jnp.asarray(y),
+                           lam=jnp.asarray(1e-2), loss=cn.get_loss(loss))
     solver = cn.FISTA(polish_rounds=0)  # the reference is plain FISTA
     step0 = float(solver.initial_step_size(program, program.init_x()))
     # 20 steps as asked, and on to 80 so that the line search and the restart both act.
