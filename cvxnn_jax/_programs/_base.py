@@ -102,8 +102,8 @@ class CompositeProgram(eqx.Module):
     # FISTA's extrapolated ``A y`` is by default ``A x + beta * A (x - x_prev)``, two
     # passes over z-sized arrays and a z-sized array more in the loop's carry. A program
     # whose product is cheap next to those passes (a small inner dimension) sets this to
-    # recompute ``A y`` from ``y`` each step instead; the carried ``A (x - x_prev)`` is
-    # then left stale (the certificate refreshes it). Ignored with ``compensated = True``.
+    # recompute ``A y`` from ``y`` each step instead; ``A (x - x_prev)`` is then neither
+    # updated nor used. Ignored with ``compensated = True``.
     forward_each_step = False
 
     def prox_increment(self, x_hi, x_lo, move, step):

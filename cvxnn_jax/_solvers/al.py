@@ -298,10 +298,9 @@ def al_solve(
             inner = jax.lax.while_loop(
                 lambda s: s.num_steps < block_end, lambda s: fista.step(augmented, s), inner
             )
-            # Recompute X W and X (W - W_prev) so the running combinations cannot drift.
-            inner = inner._replace(
-                z=augmented.matvec(inner.x), z_velocity=augmented.matvec(inner.velocity)
-            )
+            # Recompute X W so that the running sum cannot drift (the step forms X Y from
+            # Y itself, forward_each_step, so X (W - W_prev) is not carried).
+            inner = inner._replace(z=augmented.matvec(inner.x))
             return inner, _stationarity(augmented, inner)
 
         inner, _ = jax.lax.while_loop(

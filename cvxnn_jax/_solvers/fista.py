@@ -55,7 +55,7 @@ class FISTAState(NamedTuple):
     x: Array
     velocity: Array  # x - x_prev (two-word iterates: the move of x + x_lo)
     z: Array  # program.forward(x): A x (A x - y in residual coordinates)
-    z_velocity: Array  # A velocity
+    z_velocity: Array  # A velocity (not updated where forward_each_step applies)
     x_lo: Array  # the iterate's second word (program.compensated; zeros otherwise)
     momentum: Array  # Nesterov's t
     step_size: Array
@@ -187,11 +187,6 @@ class FISTA(eqx.Module):
         x, z = state.x, state.z
         momentum_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * state.momentum**2))
         beta = (state.momentum - 1.0) / momentum_next
-        recompute = program.forward_each_step and not program.compensated
-        if recompute:
-            zy = program.forward(x + beta * state.velocity)
-        else:
-            zy = z + beta * state.z_velocity
         slack = 1.0 + 8.0 * jnp.finfo(x.dtype).eps
         if program.compensated:
             # Two-word iterate: y = x + extrapolation is never formed; every quantity
@@ -200,6 +195,8 @@ class FISTA(eqx.Module):
             extrapolation = beta * state.velocity
         else:
             y = x + beta * state.velocity
+        extrapolates = _extrapolates_z(program)
+        zy = z + beta * state.z_velocity if extrapolates else program.forward(y)
         grad = program.rmatvec(program.smooth_grad(zy))
 
         def trial(step_size):
@@ -256,7 +253,7 @@ class FISTA(eqx.Module):
             x_lo=x_new_lo,
             velocity=velocity,
             z=zy + dz,
-            z_velocity=state.z_velocity if recompute else beta * state.z_velocity + dz,
+            z_velocity=beta * state.z_velocity + dz if extrapolates else state.z_velocity,
             momentum=jnp.where(restart, jnp.ones_like(momentum_next), momentum_next),
             step_size=step_size,
             num_steps=state.num_steps + 1,
@@ -285,7 +282,8 @@ class FISTA(eqx.Module):
         # momentum recursion (beta -> 1) and grow from block to block. The certificate is
         # for x (the first word, what the solve returns); the iteration tracks x + x_lo.
         z_iterate = z + program.matvec(state.x_lo) if program.compensated else z
-        z_velocity = program.matvec(state.velocity)
+        z_velocity = (program.matvec(state.velocity) if _extrapolates_z(program)
+                      else state.z_velocity)
         rho = -program.smooth_grad(z)
         At_rho = program.rmatvec(rho)
         objective = program.smooth_value(z) + program.regulariser(x)
@@ -335,6 +333,13 @@ class FISTA(eqx.Module):
 
     def terminate(self, state: FISTAState, tol: Array) -> Array:
         return state.gap <= tol * jnp.abs(state.objective)
+
+
+def _extrapolates_z(program) -> bool:
+    """Whether FISTA forms ``A y`` as ``A x + beta * A (x - x_prev)`` (and so carries
+    ``z_velocity``) rather than by ``program.forward(y)``
+    (``CompositeProgram.forward_each_step``; two-word iterates always extrapolate)."""
+    return program.compensated or not program.forward_each_step
 
 
 @full_precision
