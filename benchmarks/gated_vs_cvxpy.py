@@ -441,7 +441,7 @@ def summary(results):
             + ", ".join(f"{k.split(' ')[0]} {1e6 * v:.0f}" for k, v in t["piece_median_s"].items())
             for t in results["throughput"]))
         add("    FLOPs: exact = counted matvecs + rmatvecs (line-search trials, certificates every "
-            "check_every=10 steps, power iterations) + 1 mask product, 2ndP each;")
+            f"check_every={cn.FISTA().check_every} steps, power iterations) + 1 mask product, 2ndP each;")
         add("    lower = 1 matvec + 1 rmatvec per step. X@W GF/s is the faster of per-call and in-loop timing.")
         add("-" * 100)
     if results["precision"]:
