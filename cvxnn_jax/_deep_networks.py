@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from ._networks import one_example
+
 
 @eqx.filter_jit
 def _batched(network, X: Array) -> Array:
@@ -151,9 +153,7 @@ class ThresholdNetwork(eqx.Module):
 
     def __call__(self, x: Array) -> Array:
         """Scalar output at one example ``x`` of shape ``(d,)`` (``()`` when ``d = 1``)."""
-        x = jnp.atleast_1d(jnp.asarray(x, self.gates.dtype))
-        if self.bias:
-            x = jnp.concatenate([x, jnp.ones((1,), x.dtype)])
+        x = one_example(x, self.gates.shape[0] - self.bias, self.gates.dtype, self.bias)
         units = _step(x @ self.gates, self.activation)
         return jnp.sum(self.alpha * self.amplitudes * units) + self.offset
 
@@ -200,7 +200,7 @@ class DeepThresholdNetwork(eqx.Module):
 
     def __call__(self, x: Array) -> Array:
         """Scalar output at one example ``x`` of shape ``(d,)``."""
-        h = jnp.atleast_1d(jnp.asarray(x, self.alpha.dtype))
+        h = one_example(x, self.weights[0].shape[0], self.alpha.dtype)
         for W, b, s in zip(self.weights, self.biases, self.amplitudes):
             h = s * (h @ W + b >= 0).astype(h.dtype)
         return jnp.dot(self.alpha, h)

@@ -18,7 +18,22 @@ from ._losses import Loss, get_loss
 from ._prox import safe_norm
 
 
-def _with_bias(x: Array, bias: bool) -> Array:
+def one_example(x, num_features: int, dtype, bias: bool = False) -> Array:
+    """``x`` as one example, shape ``(num_features,)`` (a scalar too when
+    ``num_features = 1``), in ``dtype``, with a trailing 1 appended when ``bias``.
+
+    A network is called on one example. A batch ``(n, d)`` would broadcast through its
+    products and come back summed into one number, so any other shape is a ValueError
+    that names ``x`` (a static check: it holds under ``jit`` and ``vmap``).
+    """
+    x = jnp.asarray(x, dtype)
+    if x.ndim == 0 and num_features == 1:
+        x = x[None]
+    if x.shape != (num_features,):
+        hint = ("; for a batch use network.predict(X) or jax.vmap(network)"
+                if x.ndim == 2 and x.shape[-1] == num_features else "")
+        raise ValueError(f"x must be one example of shape ({num_features},), got shape "
+                         f"{x.shape}{hint}")
     return jnp.concatenate([x, jnp.ones((1,), x.dtype)]) if bias else x
 
 
@@ -62,7 +77,7 @@ class GatedReLUNetwork(_TwoLayerNetwork):
     bias: bool = eqx.field(static=True, default=False)
 
     def __call__(self, x: Array) -> Array:
-        x = _with_bias(jnp.asarray(x, self.W1.dtype), self.bias)
+        x = one_example(x, self.gates.shape[0] - self.bias, self.W1.dtype, self.bias)
         active = (x @ self.gates >= 0).astype(x.dtype)
         return jnp.sum(active * (x @ self.W1) * self.w2)
 
@@ -91,7 +106,7 @@ class ReLUNetwork(_TwoLayerNetwork):
     bias: bool = eqx.field(static=True, default=False)
 
     def __call__(self, x: Array) -> Array:
-        x = _with_bias(jnp.asarray(x, self.W1.dtype), self.bias)
+        x = one_example(x, self.W1.shape[0] - self.bias, self.W1.dtype, self.bias)
         t = x @ self.W1
         return jnp.sum(jnp.maximum(t, self.slope * t) * self.w2)
 

@@ -70,3 +70,25 @@ def test_sample_gates_rejects_bad_data():
 def test_sampling_inside_jit_is_refused_clearly():
     with pytest.raises(TypeError, match="gates must be an array"):
         jax.jit(lambda X: cn.fit(X, y, 1e-2, gates=5).objective)(X)
+
+
+def test_sample_gates_inside_jit_is_refused_clearly():
+    with pytest.raises(TypeError, match="sample_gates cannot run under jax.jit"):
+        jax.jit(lambda X: cn.sample_gates(jax.random.PRNGKey(0), X, 5))(X)
+    with pytest.raises(TypeError, match="sample_gates cannot run under jax.jit"):
+        jax.jit(lambda key: cn.sample_gates(key, X, 5))(jax.random.PRNGKey(0))
+
+
+def test_networks_refuse_a_batch():
+    # Called on (n, d), a network's products would broadcast and sum every example into
+    # one number; it must say that it takes one example instead.
+    gated = cn.fit(X, y, 1e-2, gates=gates).network
+    relu = cn.fit(X, y, 1e-2, gates=5, model="relu", bias=True, solver="fista").network
+    threshold = cn.fit_threshold(X, y, 1e-2, gates=gates).network
+    deep = cn.deep_threshold_network(X, np.sign(y))
+    for network in (gated, relu, threshold, deep):
+        with pytest.raises(ValueError, match=r"x must be one example of shape \(3,\).*predict"):
+            network(X)
+        with pytest.raises(ValueError, match=r"x must be one example of shape \(3,\), got shape \(4,\)"):
+            network(np.ones(4))
+        np.testing.assert_allclose(network(X[1]), network.predict(X)[1], rtol=1e-12)
