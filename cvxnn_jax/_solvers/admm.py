@@ -119,6 +119,18 @@ class ADMM(eqx.Module):
       at a fixed interval of 500 such failures took about half of the time to certify
       the n = 500 benchmark problem.
     - polish_cg: conjugate-gradient iterations at most per Newton step.
+    - refinement_steps: iterative-refinement steps of each W-step against the system's
+      own products (``None``: 1 below float64, 0 in float64). The system's condition
+      number reaches 1.6e4 on scikit-learn's wine data with 100 patterns: solved in
+      float32 through its inverse, the W-step's relative residual was 9e-4, and one
+      refinement step took it to 1e-6 (``tests/test_relu.py``). Measured in float32 (ad
+      hoc, 2 CPU cores, lam = 1e-3, 100 patterns): wine, logistic loss, tol 1e-4, a
+      relative gap of 0.17 after 100 000 iterations without refinement, certified in
+      42 230 with it (float64 certifies 1e-6 in 8 780); diabetes, squared loss, tol 1e-6:
+      5.8e-2 after 100 000 iterations without, 1.4e-4 with (neither certifies: float32's
+      floor). An iteration costs one more solve and two more products (n = 200, d = 5,
+      20 patterns: 0.10 s against 0.16 s for the same 7 510 iterations). In float64 the
+      residual is 1e-12 without it.
     """
 
     relaxation: float = eqx.field(static=True, default=1.6)
@@ -136,6 +148,7 @@ class ADMM(eqx.Module):
     polish_violation: float = eqx.field(static=True, default=10.0)
     polish_every: int = eqx.field(static=True, default=500)
     polish_every_max: int = eqx.field(static=True, default=4000)
+    refinement_steps: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if not 0 < self.relaxation < 2:
@@ -153,6 +166,8 @@ class ADMM(eqx.Module):
                              f"got {self.polish_newton}, {self.polish_cg}, {self.polish_every}")
         if not self.polish_violation >= 1:
             raise ValueError(f"polish_violation must be >= 1, got {self.polish_violation}")
+        if self.refinement_steps is not None and self.refinement_steps < 0:
+            raise ValueError(f"refinement_steps must be >= 0 or None, got {self.refinement_steps}")
         if self.polish_every_max < self.polish_every:
             raise ValueError(f"polish_every_max must be >= polish_every, got "
                              f"{self.polish_every_max} < {self.polish_every}")
@@ -279,6 +294,27 @@ def _solve_W(program, factors, rhs: Array, W_guess: Array, solver) -> Array:
     return jnp.concatenate([_SQRT_HALF * (p + q), _SQRT_HALF * (q - p)], axis=1)
 
 
+def _W_system(program, W: Array, XW: Array, solver) -> Array:
+    """``(I + a_z F^T F + a_s G^T G) W`` from ``W`` and ``X W`` (``S2^2 = 1``)."""
+    C = program.coefficients()
+    return W + program.transpose_times(solver.prediction_weight * C
+                                       * weighted_row_sums(C, XW)[:, None]
+                                       + solver.cone_weight * XW)
+
+
+def _refined_solve_W(program, factors, rhs: Array, guess: Array, solver,
+                     refinement_steps: int) -> tuple[Array, Array]:
+    """The W-step's solution and its ``X W``, with ``refinement_steps`` steps of
+    iterative refinement against :func:`_W_system` (``ADMM.refinement_steps``)."""
+    W = _solve_W(program, factors, rhs, guess, solver)
+    XW = program.X @ W
+    for _ in range(refinement_steps):
+        residual = rhs - _W_system(program, W, XW, solver)
+        W = W + _solve_W(program, factors, residual, jnp.zeros_like(W), solver)
+        XW = program.X @ W
+    return W, XW
+
+
 # ---------------------------------------------------------------- the loop
 @full_precision
 def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
@@ -304,6 +340,10 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
     def F(W):
         return weighted_row_sums(C, X @ W)
 
+    refinement_steps = solver.refinement_steps
+    if refinement_steps is None:
+        refinement_steps = 1 if jnp.finfo(dtype).bits < 64 else 0
+
     def step(state: ADMMState, record_previous: bool = False) -> ADMMState:
         beta = state.beta
         # s - ls = |t|: one (n, 2P) array read where s and ls were two.
@@ -311,8 +351,7 @@ def admm_solve(program: ReLUProgram, W0, tol, feasibility_tol, max_steps,
                                       + a_s * S2 * jnp.abs(state.t)) + (
             state.W_split - state.lw
         )
-        W = _solve_W(program, factors, rhs, state.W, solver)
-        XW = X @ W
+        W, XW = _refined_solve_W(program, factors, rhs, state.W, solver, refinement_steps)
         Fw = alpha * weighted_row_sums(C, XW) + (1 - alpha) * state.z
         Wr = alpha * W + (1 - alpha) * state.W_split
         # The s-step s = max(Gw + ls, 0) and ls + Gw - s = min(Gw + ls, 0): both are
