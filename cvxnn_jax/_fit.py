@@ -296,7 +296,7 @@ def _prepare(X, y, lam, lam_check, *, gates, model, loss, solver, tol, max_steps
     lam = lam_check(lam, X.dtype)
     check_positive_scalar(tol, "tol", allow_zero=True)
     if max_steps is not None:
-        check_positive_scalar(max_steps, "max_steps")
+        check_positive_scalar(max_steps, "max_steps", integer=True)
     feasibility_tol = tol if feasibility_tol is None else feasibility_tol
     check_positive_scalar(feasibility_tol, "feasibility_tol", allow_zero=True)
     if bias:

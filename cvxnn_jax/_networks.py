@@ -16,6 +16,7 @@ from jax import Array
 from ._precision import full_precision
 from ._losses import Loss, get_loss
 from ._prox import safe_norm
+from ._validation import check_lam, check_targets
 
 
 def one_example(x, num_features: int, dtype, bias: bool = False) -> Array:
@@ -146,7 +147,10 @@ def nonconvex_objective(network, X, y, lam, loss: str | Loss = "squared") -> Arr
     - loss: ``"squared"``, ``"logistic"`` or a :class:`Loss`.
     """
     X = jnp.asarray(X)
+    if X.ndim == 0 or X.shape[0] == 0:
+        raise ValueError(f"X must hold at least one example along its first axis, got shape "
+                         f"{X.shape}")
     predictions = jax.vmap(network)(X)
-    return get_loss(loss).value(predictions, jnp.asarray(y, predictions.dtype)) + lam * (
-        network.weight_decay()
-    )
+    y = check_targets(y, X.shape[0], predictions.dtype, binary_labels=False)
+    lam = check_lam(lam, predictions.dtype)
+    return get_loss(loss).value(predictions, y) + lam * network.weight_decay()

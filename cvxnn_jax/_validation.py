@@ -84,14 +84,18 @@ def check_lam(lam, dtype, name: str = "lam") -> Array:
     return lam.astype(dtype)
 
 
-def check_positive_scalar(value, name: str, *, allow_zero: bool = False) -> None:
-    """A concrete number > 0 (or >= 0)."""
+def check_positive_scalar(value, name: str, *, allow_zero: bool = False,
+                          integer: bool = False) -> None:
+    """A concrete number > 0 (or >= 0); a whole number if ``integer`` (a count such as
+    ``max_steps`` would otherwise be truncated without a word)."""
     if not is_concrete(value):
         return
     v = float(value)
     if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be finite and {bound}, got {v}")
+    if integer and (isinstance(value, bool) or not v.is_integer()):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
 
 
 def check_gates(gates, d: int, dtype, name: str = "gates") -> Array:

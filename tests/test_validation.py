@@ -42,6 +42,7 @@ def _with(array, index, value):
         (dict(solver="admm"), ValueError, "solver must be"),
         (dict(tol=-1.0), ValueError, "tol must be"),
         (dict(max_steps=0), ValueError, "max_steps must be"),
+        (dict(max_steps=100.5), TypeError, "max_steps must be a whole number"),
         (dict(bias=1), TypeError, "bias must be a bool"),
     ],
 )
@@ -92,3 +93,13 @@ def test_networks_refuse_a_batch():
         with pytest.raises(ValueError, match=r"x must be one example of shape \(3,\), got shape \(4,\)"):
             network(np.ones(4))
         np.testing.assert_allclose(network(X[1]), network.predict(X)[1], rtol=1e-12)
+
+
+def test_nonconvex_objective_checks_y_and_lam():
+    network = cn.fit(X, y, 1e-2, gates=gates).network
+    with pytest.raises(ValueError, match="y has 5 rows but X has 20"):
+        cn.nonconvex_objective(network, X, y[:5], 1e-2)
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        cn.nonconvex_objective(network, X, y, -1e-2)
+    with pytest.raises(ValueError, match=r"x must be one example of shape \(3,\)"):
+        cn.nonconvex_objective(network, X[:, :2], y, 1e-2)

@@ -426,7 +426,7 @@ def fit_1d(
     y = check_targets(y, x.shape[0], x.dtype, binary_labels=False)
     lam = check_lam(lam, x.dtype)
     check_positive_scalar(tol, "tol", allow_zero=True)
-    check_positive_scalar(max_steps, "max_steps")
+    check_positive_scalar(max_steps, "max_steps", integer=True)
     features = _dictionary(x, depth, activation, float(negative_slope))
     if dedupe:
         if not is_concrete(x):

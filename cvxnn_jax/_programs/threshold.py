@@ -115,7 +115,7 @@ def fit_threshold(
     y = check_targets(y, X.shape[0], X.dtype, binary_labels=isinstance(loss_fn, LogisticLoss))
     lam = check_lam(lam, X.dtype)
     check_positive_scalar(tol, "tol", allow_zero=True)
-    check_positive_scalar(max_steps, "max_steps")
+    check_positive_scalar(max_steps, "max_steps", integer=True)
     if bias:
         X = add_bias_column(X)
     gates = resolve_sampled_gates(gates, X, key, "fit_threshold")
