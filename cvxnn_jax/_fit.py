@@ -391,6 +391,9 @@ def fit(
 
     ``lam``, ``tol`` and ``max_steps`` are traced, so new values do not recompile.
     ``fit`` can be called inside the caller's ``jax.jit`` when ``gates`` is an array.
+    Its solvers are ``while_loop``s, which JAX cannot differentiate in reverse mode
+    (``jax.grad`` of ``fit`` fails inside JAX); for gradients with respect to ``X``,
+    ``y`` or ``lam`` use :func:`differentiable_fit` (implicit differentiation).
     """
     spec = _growth_spec(gates)
     if spec is not None:
