@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ._networks import one_example
+from ._networks import kept_units, one_example
 
 
 @eqx.filter_jit
@@ -110,7 +110,7 @@ class DeepNarrowNetwork(eqx.Module):
 
     def pruned(self) -> "DeepNarrowNetwork":
         """The same function without its zero units (outside ``jit`` only)."""
-        keep = np.asarray(self.active)
+        keep = kept_units(self)
         return DeepNarrowNetwork(self.W[keep], self.B[keep], self.alpha[keep], self.offset,
                                  self.activation, self.negative_slope)
 
@@ -171,7 +171,7 @@ class ThresholdNetwork(eqx.Module):
 
     def pruned(self) -> "ThresholdNetwork":
         """The same function without its zero units (outside ``jit`` only)."""
-        keep = np.asarray(self.active)
+        keep = kept_units(self)
         return ThresholdNetwork(self.gates[:, keep], self.amplitudes[keep], self.alpha[keep],
                                 self.offset, self.activation, self.bias)
 

@@ -16,7 +16,7 @@ from jax import Array
 from ._precision import full_precision
 from ._losses import Loss, get_loss
 from ._prox import safe_norm
-from ._validation import check_lam, check_targets
+from ._validation import check_lam, check_targets, is_concrete
 
 
 def one_example(x, num_features: int, dtype, bias: bool = False) -> Array:
@@ -36,6 +36,16 @@ def one_example(x, num_features: int, dtype, bias: bool = False) -> Array:
         raise ValueError(f"x must be one example of shape ({num_features},), got shape "
                          f"{x.shape}{hint}")
     return jnp.concatenate([x, jnp.ones((1,), x.dtype)]) if bias else x
+
+
+def kept_units(network) -> np.ndarray:
+    """The ``(m,)`` boolean mask of ``network.active`` as a NumPy array, for ``pruned``.
+    Pruning changes the network's shapes, which a traced network cannot do: say so
+    instead of a tracer-conversion error."""
+    if not is_concrete(network.active):
+        raise TypeError(f"{type(network).__name__}.pruned() changes the number of units, so "
+                        "it cannot run under jax.jit, vmap or grad: call it outside them")
+    return np.asarray(network.active)
 
 
 class _TwoLayerNetwork(eqx.Module):
@@ -84,7 +94,7 @@ class GatedReLUNetwork(_TwoLayerNetwork):
 
     def pruned(self) -> "GatedReLUNetwork":
         """The same function with zero units removed (outside ``jit`` only)."""
-        keep = np.asarray(self.active)
+        keep = kept_units(self)
         return GatedReLUNetwork(self.gates[:, keep], self.W1[:, keep], self.w2[keep], self.bias)
 
 
@@ -113,7 +123,7 @@ class ReLUNetwork(_TwoLayerNetwork):
 
     def pruned(self) -> "ReLUNetwork":
         """The same function with zero units removed (outside ``jit`` only)."""
-        keep = np.asarray(self.active)
+        keep = kept_units(self)
         return ReLUNetwork(self.W1[:, keep], self.w2[keep], self.slope, self.bias)
 
 

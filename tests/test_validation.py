@@ -93,6 +93,9 @@ def test_networks_refuse_a_batch():
         with pytest.raises(ValueError, match=r"x must be one example of shape \(3,\), got shape \(4,\)"):
             network(np.ones(4))
         np.testing.assert_allclose(network(X[1]), network.predict(X)[1], rtol=1e-12)
+        if hasattr(network, "pruned"):
+            with pytest.raises(TypeError, match="pruned.. changes the number of units"):
+                jax.jit(lambda network: network.pruned())(network)
 
 
 def test_nonconvex_objective_checks_y_and_lam():
