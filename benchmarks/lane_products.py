@@ -7,12 +7,12 @@ A vmapped regularisation path (``cn.fit_path``) runs one FISTA step for every la
 once: each product with ``A`` becomes a product of the shared ``(n, P)`` masks with the
 lanes' weights side by side. It can only beat a loop of single solves if that wider
 product costs less per lane than the single one. For each lane count ``B`` this times,
-after a compile run, the median of ``--repeats`` calls of: one ``A W`` and ``A^T r``
-pair for one lane (jitted), the same pair vmapped over ``B`` lanes, and the plain
-matmul ``masks @ V`` with ``V`` of shape ``(P, 64 B)`` (the matvec's product: ``W`` is
-padded to 64 rows at d = 50). Prints the per-lane cost and the matmuls' GFLOP/s and
-writes ``benchmarks/results/lane_products[_<tag>].json``. Random data: only the shapes
-matter here.
+after three warm calls (the first compiles), the median of ``--repeats`` calls of: one
+``A W`` and ``A^T r`` pair for one lane (jitted), the same pair vmapped over ``B`` lanes,
+and the plain matmul ``masks @ V`` with ``V`` of shape ``(P, 64 B)`` (the matvec's
+product: ``W`` is padded to 64 rows at d = 50). Prints the per-lane cost and the
+matmuls' GFLOP/s and writes ``benchmarks/results/lane_products[_<tag>].json``. Random
+data: only the shapes matter here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import jax
@@ -28,19 +27,15 @@ import jax.numpy as jnp
 
 from _environment import environment
 from cvxnn_jax._losses import SquaredLoss
-from cvxnn_jax._programs.gated_relu import GatedReLUProgram
+from cvxnn_jax._programs.gated_relu import GatedReLUProgram, padded_rows
+# Importing it turns on float64 support; every array here has an explicit dtype.
+from gated_vs_cvxpy import time_call
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def median_time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compile run
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_call(fn, args, repeats))
 
 
 def product_pair(program, W):
@@ -57,15 +52,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
-    if args.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
     dtype = jnp.dtype(args.dtype)
     n, d, P = args.n, args.d, args.P
     X = jax.random.normal(jax.random.PRNGKey(0), (n, d), dtype)
     masks = (jax.random.normal(jax.random.PRNGKey(1), (n, P), dtype) > 0).astype(dtype)
     y = jax.random.normal(jax.random.PRNGKey(2), (n,), dtype)
     program = GatedReLUProgram(X, masks, y, jnp.asarray(0.01, dtype), SquaredLoss())
-    padded = d + (-d % 16)
+    padded = padded_rows(d)
 
     single = median_time(jax.jit(product_pair), program,
                          jax.random.normal(jax.random.PRNGKey(3), (d, P), dtype),

@@ -160,7 +160,10 @@ def nonconvex_objective(network, X, y, lam, loss: str | Loss = "squared") -> Arr
     if X.ndim == 0 or X.shape[0] == 0:
         raise ValueError(f"X must hold at least one example along its first axis, got shape "
                          f"{X.shape}")
+    # Checked before the network runs, in X's float type; cast to the predictions' below.
+    dtype = jnp.result_type(X.dtype, jnp.float32)
+    y = check_targets(y, X.shape[0], dtype, binary_labels=False)
+    lam = check_lam(lam, dtype)
     predictions = jax.vmap(network)(X)
-    y = check_targets(y, X.shape[0], predictions.dtype, binary_labels=False)
-    lam = check_lam(lam, predictions.dtype)
-    return get_loss(loss).value(predictions, y) + lam * network.weight_decay()
+    return get_loss(loss).value(predictions, y.astype(predictions.dtype)) + lam * (
+        network.weight_decay())

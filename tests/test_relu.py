@@ -292,7 +292,7 @@ def test_admm_w_step_solves_its_system(n, d, num_gates, expected):
 def test_admm_w_step_refinement_in_float32():
     # On scikit-learn's wine data with 100 patterns the W-step's system has a condition
     # number near 1.6e4. Solved in float32 through its inverse, the relative residual was
-    # 5e-4 and ADMM stalled (a relative gap of 0.17 after 100 000 iterations, logistic
+    # 9e-4 and ADMM stalled (a relative gap of 0.17 after 100 000 iterations, logistic
     # loss); one step of refinement against _W_system, the default below float64, takes
     # the residual down to float32's level. Residuals are measured in float64.
     from sklearn.datasets import load_wine

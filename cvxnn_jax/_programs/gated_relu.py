@@ -19,6 +19,12 @@ from .._prox import prox_group_l2, prox_group_l2_increment, safe_norm
 from .._solvers.newton import newton_polish
 from ._base import CompositeProgram, dual_scale
 
+def padded_rows(d: int) -> int:
+    """Rows of ``W`` (``d`` of them) after :meth:`GatedReLUProgram.masks_product` pads it:
+    the next multiple of 16."""
+    return d + (-d % 16)
+
+
 _prox_columns = jax.vmap(prox_group_l2, in_axes=(1, None, None), out_axes=1)
 _prox_increment_columns = jax.vmap(prox_group_l2_increment, in_axes=(1, 1, 1, None, None),
                                    out_axes=(1, 0))
@@ -117,7 +123,7 @@ class GatedReLUProgram(CompositeProgram):
         n=2000, P=500, d=10 alike; d=40 -> 48 within 3%).
         """
         d = W.shape[0]
-        padding = -d % 16
+        padding = padded_rows(d) - d
         if padding:
             return (self.masks @ jnp.pad(W, ((0, padding), (0, 0))).T)[:, :d]
         return self.masks @ W.T
