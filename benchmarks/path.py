@@ -8,10 +8,10 @@
 2. a Python loop of ``cn.fit`` over the lambdas (one compile serves all: lam is traced);
 3. the warm-started path: ``cn.fit_path(..., warm_start=True)``, largest lambda first,
    each solve started from the last, one compiled ``lax.scan``;
-4. for each ``K`` of ``--lanes`` (default 8): the blocked path ``cn.fit_path(...,
-   lanes=K)``, the lambdas sorted and solved K at a time (one vmapped solve per block),
-   cold and warm-started (``warm_start=True``: each block from the previous block's
-   smallest lambda).
+4. for each ``K`` of ``--lanes`` (default 8): the queued path ``cn.fit_path(...,
+   lanes=K)``: K lanes of one vmapped block of steps, each lane taking the next lambda
+   (largest first) as soon as its solve stops, cold and warm-started
+   (``warm_start=True``: a new solve starts from the smallest lambda solved so far).
 
 Each is timed as the median of ``--repeats`` (default 3) runs after a compile run (the
 compile run uses ``max_steps=1``: ``max_steps`` is traced, so it compiles the same
@@ -79,10 +79,15 @@ def timed(fn, repeats):
 
 
 def lane_steps(num_steps, lanes):
-    """Steps paid by a path in blocks of ``lanes`` (the ``lams`` are sorted largest first,
-    so the blocks are consecutive): each block runs all its lanes for its slowest's steps."""
-    padded = list(num_steps) + [num_steps[-1]] * (-len(num_steps) % lanes)
-    return sum(lanes * max(padded[i:i + lanes]) for i in range(0, len(padded), lanes))
+    """Lane-steps paid by the queued path with ``lanes`` lanes (``num_steps`` per lambda,
+    in the queue's order: largest lambda first): each solve goes to the lane that frees
+    up first, and every lane computes a step while any lane runs, so the path pays
+    ``lanes`` times the last lane's finishing step."""
+    free_at = [0] * lanes
+    for steps in num_steps:
+        k = free_at.index(min(free_at))
+        free_at[k] += steps
+    return lanes * max(free_at)
 
 
 def run(n, d, num_gates, repeats, lanes):
@@ -142,7 +147,7 @@ def run(n, d, num_gates, repeats, lanes):
         path_over_one_solve=out["vmapped path"]["median_s"] / one_solve,
         loop_over_path=out["loop of fit"]["median_s"] / out["vmapped path"]["median_s"],
         loop_over_warm_path=out["loop of fit"]["median_s"] / out["warm-started path"]["median_s"],
-        blocked={name: dict(path_over_one_solve=m["median_s"] / one_solve,
+        queued={name: dict(path_over_one_solve=m["median_s"] / one_solve,
                             loop_over_path=out["loop of fit"]["median_s"] / m["median_s"],
                             lane_steps=lane_steps(m["num_steps"], k))
                  for k in lanes for name, m in out.items()
@@ -185,7 +190,7 @@ def summary(results):
         f"  (warm-started path: loop / warm = {r['loop_over_warm_path']:.2f}x)",
         *[f"  ({name}: {b['path_over_one_solve']:.1f}x one solve, loop / it = "
           f"{b['loop_over_path']:.2f}x, lane-steps {b['lane_steps']})"
-          for name, b in r.get("blocked", {}).items()],
+          for name, b in r.get("queued", {}).items()],
         "=" * 92,
     ]
     return "\n".join(lines)
@@ -196,7 +201,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="n=500, d=10, P=50 smoke run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method")
     parser.add_argument("--lanes", type=str, default="8",
-                        help="comma-separated lane counts of the blocked paths ('' for none)")
+                        help="comma-separated lane counts of the queued paths ('' for none)")
     parser.add_argument("--tag", type=str, default=None,
                         help="write path_<tag>.json (e.g. a GPU run)")
     args = parser.parse_args()

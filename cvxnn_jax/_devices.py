@@ -77,8 +77,8 @@ def fit_path_sharded(X, y, lams, *, devices=None, warm_start: bool = False, gate
 
     ``lams`` is cut into ``len(devices)`` contiguous chunks (padded with copies of its
     last value to a multiple of ``len(devices)``); each device solves its chunk as
-    ``fit_path`` would (vmapped, or warm-started within the chunk, in blocks of ``lanes``
-    lambdas), with its own loop.
+    ``fit_path`` would (vmapped, or warm-started within the chunk, ``lanes`` lambdas at a
+    time), with its own loop.
 
     **Returns:** a :class:`Solution` with a leading axis ``len(lams)``, equal to
     ``fit_path``'s. Where ``len(lams)`` is a multiple of ``len(devices)`` every field stays

@@ -62,42 +62,81 @@ def report_convergence(solution, tol, throw: bool, name: str):
     return solution
 
 
-@eqx.filter_jit
-def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FISTA, bias: bool,
-                      x0=None):
-    program = GatedReLUProgram.build(X, gate_masks(X, gates), y, lam, loss)
-    x0 = program.init_x() if x0 is None else x0
-    state = fista_solve(program, x0, tol, max_steps, solver)
-    W1, w2 = split_group(state.x)
+def fista_program(setup: _Setup, lam):
+    """The program FISTA solves for ``setup`` (gated ReLU, or ReLU with ``solver=FISTA``)
+    at ``lam``, and ``program_at(lam)``: the same program at another ``lam`` (the masks
+    and cone coefficients, which do not depend on ``lam``, are built once)."""
+    program = _fista_program(setup.X, gate_masks(setup.X, setup.gates), setup.y, lam,
+                             setup.loss, setup.model, setup.slope)
+    if setup.model == "gated_relu":
+        return program, lambda lam: eqx.tree_at(lambda p: p.lam, program, lam)
+    return program, lambda lam: eqx.tree_at(lambda p: p.relu.lam, program, lam)
+
+
+def _fista_program(X, masks, y, lam, loss: Loss, model: str, slope: float):
+    if model == "gated_relu":
+        return GatedReLUProgram.build(X, masks, y, lam, loss)
+    return ProjectedReLUProgram.build(ReLUProgram(X=X, masks=masks, y=y, lam=lam, loss=loss,
+                                                  slope=slope))
+
+
+def fista_solution(program, state, gates, lam, feasibility_tol, bias: bool) -> Solution:
+    """The :class:`Solution` of FISTA's final ``state`` on ``program`` (from
+    :func:`fista_program`)."""
+    if isinstance(program, GatedReLUProgram):
+        W1, w2 = split_group(state.x)
+        return Solution(
+            weights=state.x,
+            gates=gates,
+            network=GatedReLUNetwork(gates=gates, W1=W1, w2=w2, bias=bias),
+            objective=state.objective,
+            gap=state.gap,
+            dual_objective=state.best_dual,
+            num_steps=state.num_steps,
+            result=state.result,
+            lam=lam,
+        )
+    relu, W = program.relu, state.x
+    # Every iterate is projected onto the cones; only a projection that ran out of
+    # iterations leaves a violation, and then the solve has not converged.
+    violation = relu.violation(W)
+    result = RESULTS.where((state.result == RESULTS.successful)
+                           & (violation > feasibility_tol), RESULTS.infeasible, state.result)
     return Solution(
-        weights=state.x,
+        weights=W,
         gates=gates,
-        network=GatedReLUNetwork(gates=gates, W1=W1, w2=w2, bias=bias),
-        objective=state.objective,
+        network=relu_network(W, relu.slope, bias),
+        objective=relu.network_objective(W),
         gap=state.gap,
         dual_objective=state.best_dual,
         num_steps=state.num_steps,
-        result=state.result,
+        result=result,
         lam=lam,
+        violation=violation,
     )
+
+
+@eqx.filter_jit
+def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FISTA, bias: bool,
+                      x0=None):
+    program = _fista_program(X, gate_masks(X, gates), y, lam, loss, "gated_relu", 1.0)
+    x0 = program.init_x() if x0 is None else x0
+    state = fista_solve(program, x0, tol, max_steps, solver)
+    return fista_solution(program, state, gates, lam, None, bias)
 
 
 @eqx.filter_jit
 def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, solver,
                 bias: bool, slope: float, x0=None):
-    program = ReLUProgram(X=X, masks=gate_masks(X, gates), y=y, lam=lam, loss=loss, slope=slope)
-    x0 = program.init_x() if x0 is None else x0
+    masks = gate_masks(X, gates)
     if isinstance(solver, FISTA):
-        state = fista_solve(ProjectedReLUProgram.build(program), x0, tol, max_steps, solver)
-        W = state.x
-        # Every iterate is projected onto the cones; only a projection that ran out of
-        # iterations leaves a violation, and then the solve has not converged.
-        violation = program.violation(W)
-        result = RESULTS.where((state.result == RESULTS.successful)
-                               & (violation > feasibility_tol), RESULTS.infeasible, state.result)
-        figures = (state.num_steps, program.network_objective(W), state.gap, state.best_dual,
-                   violation, result)
-    elif isinstance(solver, (ADMM, InteriorPoint)):
+        projected = _fista_program(X, masks, y, lam, loss, "relu", slope)
+        x0 = projected.init_x() if x0 is None else x0
+        state = fista_solve(projected, x0, tol, max_steps, solver)
+        return fista_solution(projected, state, gates, lam, feasibility_tol, bias)
+    program = ReLUProgram(X=X, masks=masks, y=y, lam=lam, loss=loss, slope=slope)
+    x0 = program.init_x() if x0 is None else x0
+    if isinstance(solver, (ADMM, InteriorPoint)):
         if isinstance(solver, ADMM):
             state = admm_solve(program, x0, tol, feasibility_tol, max_steps, solver)
             W = state.W_report

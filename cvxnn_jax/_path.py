@@ -11,6 +11,13 @@ Two ways to sweep ``lams`` on one device, both inside one ``jit``:
   and scikit-learn's ``lasso_path``). One lane, so it never waits for a slow neighbour;
   each solve starts near its answer. The results come back in the caller's order.
 
+With ``lanes=K`` (fewer lanes than lambdas) FISTA solves (gated ReLU, and ReLU with
+``solver="fista"``) run as a queue (:func:`fista_queue`): ``K`` lanes of one vmapped
+block of steps, each lane taking the next ``lam`` (largest first) as soon as its solve
+stops, so no lane waits for a slower one; with ``warm_start`` a new solve starts from
+the smallest ``lam`` solved so far. The other ReLU solvers solve the sorted ``lams`` in
+blocks of ``K``, one vmapped solve per block.
+
 The solve is the one ``fit`` runs; ``lams`` is a traced argument, so a second path of
 the same shapes does not recompile. :func:`cvxnn_jax.fit_path_sharded` splits the path
 over devices.
@@ -26,9 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._precision import full_precision
-from ._fit import ConvergenceWarning, _prepare, _Setup, _solve
+from ._fit import ConvergenceWarning, _prepare, _Setup, _solve, fista_program, fista_solution
 from ._solution import Solution
 from ._solvers._results import RESULTS
+from ._solvers.fista import FISTA, fista_queue
 from ._validation import _as_float_array, _check_finite, is_concrete
 
 
@@ -66,18 +74,21 @@ def check_lanes(lanes) -> int | None:
 def path_body(setup: _Setup, lams, warm_start: bool, lanes: int | None = None) -> Solution:
     """The path over ``lams`` (``(L,)``) as a pure function (see :func:`fit_path`).
 
-    ``lanes`` lambdas are solved at once, as one vmapped solve (default: all of them,
+    ``lanes`` lambdas are solved at once (default: all of them, as one vmapped solve,
     or one with ``warm_start``). With fewer lanes than lambdas the ``lams`` are sorted
-    largest first and cut into blocks of ``lanes`` (the last padded with copies of the
-    smallest), solved one block after the other in a ``lax.scan``; with ``warm_start``
-    every lane of a block starts from the solution at the previous block's smallest
-    ``lam``. Callable under ``jit`` and inside ``shard_map`` (each device runs it on its
-    chunk).
+    largest first. FISTA solves then run as a queue of lanes (:func:`fista_queue`); the
+    other solvers cut the sorted ``lams`` into blocks of ``lanes`` (the last padded with
+    copies of the smallest), solved one block after the other in a ``lax.scan``; with
+    ``warm_start`` every lane of a block starts from the solution at the previous
+    block's smallest ``lam``. Callable under ``jit`` and inside ``shard_map`` (each
+    device runs it on its chunk).
     """
     num_lams = lams.shape[0]
     lanes = min(lanes or (1 if warm_start else num_lams), num_lams)
     if lanes == num_lams and not warm_start:
         return jax.vmap(lambda lam: _solve(setup, lam))(lams)
+    if isinstance(setup.solver, FISTA):
+        return _fista_queue_path(setup, lams, warm_start, lanes)
     # Sorted, so that the lambdas of a block need similar numbers of steps (a vmapped
     # loop runs every lane as long as its slowest) and a warm start comes from the
     # nearest lambda already solved.
@@ -99,6 +110,19 @@ def path_body(setup: _Setup, lams, warm_start: bool, lanes: int | None = None) -
     inverse = jnp.argsort(order)
     return jax.tree.map(lambda a: a.reshape((num_blocks * lanes,) + a.shape[2:])[inverse],
                         solutions)
+
+
+def _fista_queue_path(setup: _Setup, lams, warm_start: bool, lanes: int) -> Solution:
+    """The path by :func:`fista_queue`: ``lanes`` lanes, each taking the next ``lam``
+    (largest first) as soon as its solve stops."""
+    order = jnp.argsort(-lams, stable=True)
+    program, program_at = fista_program(setup, lams[order[0]])
+    states = fista_queue(program_at, lams[order], program.init_x(), setup.tol, setup.max_steps,
+                         lanes, warm_start, setup.solver)
+    states = jax.tree.map(lambda a: a[jnp.argsort(order)], states)
+    return jax.vmap(lambda lam, state: fista_solution(program_at(lam), state, setup.gates, lam,
+                                                      setup.feasibility_tol, setup.bias))(
+        lams, states)
 
 
 @eqx.filter_jit
@@ -168,14 +192,18 @@ def fit_path(
       runs every lane for as many steps as the slowest ``lam`` needs
       (``benchmarks/path.py``). For ``model="relu"`` only the weights are carried over:
       the solver's multipliers restart from zero.
-    - lanes: how many lambdas are solved at once, as one vmapped solve (a Python int
-      >= 1; default: all of them, or one with ``warm_start=True``). With fewer lanes
-      than lambdas the ``lams`` are sorted largest first and solved in blocks of
-      ``lanes``, one block after the other; with ``warm_start=True`` each block starts
-      from the solution at the previous block's smallest ``lam``. A vmapped solve runs
-      every lane for as many steps as its slowest lambda needs, and the small lambdas
-      need the most: blocks of neighbouring lambdas waste fewer lane-steps, and warm
-      starts save steps, while each block still batches its lanes' matmuls.
+    - lanes: how many lambdas are solved at once (a Python int >= 1; default: all of
+      them, or one with ``warm_start=True``). A vmapped solve runs every lane for as
+      many steps as its slowest lambda needs, and the small lambdas need the most. With
+      fewer lanes than lambdas the ``lams`` are sorted largest first, and for FISTA
+      solves (gated ReLU; ReLU with ``solver="fista"``) the lanes form a queue: each
+      lane's solve runs in one vmapped block of steps with the others, and a lane whose
+      solve stops takes the next ``lam`` at once (with ``warm_start=True`` starting from
+      the solution at the smallest ``lam`` solved so far), so no lane waits for a slower
+      one while the lanes' matmuls are still batched. Each cold lane follows ``fit``'s
+      steps exactly. The other ReLU solvers solve the sorted ``lams`` in blocks of
+      ``lanes``, one vmapped solve per block (with ``warm_start=True`` each block starts
+      from the solution at the previous block's smallest ``lam``).
 
     **Returns:** a :class:`Solution` whose every field has a leading axis of length
     ``L``, in the order of ``lams``: ``solution.objective[k]`` is the objective at

@@ -54,7 +54,8 @@ def _assert_equals_fits(path, fits, rtol):
 
 
 COLD, WARM = {}, dict(warm_start=True)
-# Blocks of 4 of the 6 lambdas: the second block is padded with two copies of the smallest.
+# Four lanes for the 6 lambdas: the two smallest take the lanes of the first two solves
+# to stop (with warm_start, starting from the smallest lambda solved by then).
 BLOCKED, BLOCKED_WARM = dict(lanes=4), dict(lanes=4, warm_start=True)
 
 
@@ -74,14 +75,19 @@ def test_gated_path_equals_fits_in_one_compilation(gates, loss, modes):
         assert path.weights.shape == (len(LAMS),) + fits[0].weights.shape
         assert all(leaf.shape[0] == len(LAMS) for leaf in jax.tree.leaves(path))
         _assert_equals_fits(path, fits, rtol=1e-6)
+        if mode == BLOCKED:
+            # Queued cold lanes follow fit's steps exactly: the Newton polish runs one lane
+            # at a time. (In the vmapped path it runs batched and the products its CG
+            # counts can differ by a few.)
+            assert path.num_steps.tolist() == [int(f.num_steps) for f in fits], mode
         # Another path of the same shapes (new lambdas, new data) does not recompile.
         X2, y2 = _data(1, loss)
         compiles, _ = _count_compiles(
             lambda: cn.fit_path(X2, y2, 2 * LAMS, gates=gates, loss=loss, **mode, **OPTIONS))
         assert compiles == 0, mode
     if WARM in modes:
-        # Each warm-started solve starts from the previous one's solution (a block's lanes
-        # from the previous block's smallest lam): with a budget of 20 steps per lambda it
+        # Each warm-started solve starts from the previous one's solution: with a budget
+        # of 20 steps per lambda it
         # ends closer to the optimum than a cold start.
         # (Step counts to tol are no test: the Newton polish makes cold solves as quick.)
         optimum = np.array([float(f.objective) for f in fits])
@@ -92,7 +98,7 @@ def test_gated_path_equals_fits_in_one_compilation(gates, loss, modes):
                 for mode in (COLD, WARM, BLOCKED_WARM)
             ]
         assert 0 <= excess[1] < 0.75 * excess[0]  # measured: 0.030 vs 0.059
-        # In blocks of 4 only the second block (two lambdas) starts warm: in between.
+        # In four lanes only the last two lambdas start warm: in between.
         assert excess[1] < excess[2] < 0.9 * excess[0]  # measured: 0.047
 
 
@@ -112,15 +118,19 @@ def test_fit_path_inside_jit_and_reports_failures(gates):
         cn.fit_path(X, y, lams, gates=gates, tol=1e-12, max_steps=20, throw=True)
 
 
-def test_relu_path_equals_fits():
+@pytest.mark.parametrize("solver,modes", [
+    ("admm", (COLD, WARM)),
+    # Projected FISTA runs the queue of lanes (fista_queue), like gated ReLU.
+    ("fista", (COLD, WARM, dict(lanes=2), dict(lanes=2, warm_start=True)))])
+def test_relu_path_equals_fits(solver, modes):
     X, y = planted_relu_problem(2, n=40, d=3)
     gates = cn.sample_gates(jax.random.PRNGKey(2), X, 8)
     lams = np.array([3e-2, 1e-2, 1e-1])
-    options = dict(gates=gates, model="relu", solver="admm", tol=1e-6, feasibility_tol=1e-8,
+    options = dict(gates=gates, model="relu", solver=solver, tol=1e-6, feasibility_tol=1e-8,
                    max_steps=200_000)
     fits = [cn.fit(X, y, lam, **options) for lam in lams]
-    for warm_start in (False, True):
-        path = cn.fit_path(X, y, lams, warm_start=warm_start, **options)
+    for mode in modes:
+        path = cn.fit_path(X, y, lams, **mode, **options)
         assert isinstance(path.network, cn.ReLUNetwork)
         assert path.weights.shape == (3,) + fits[0].weights.shape
         assert bool(jnp.all(path.converged)) and bool(jnp.all(path.violation <= 1e-8))

@@ -343,6 +343,73 @@ class FISTA(eqx.Module):
     def terminate(self, state: FISTAState, tol: Array) -> Array:
         return state.gap <= tol * jnp.abs(state.objective)
 
+    # ------------------------------------------------ the loop, one piece at a time
+    # ``fista_solve`` and ``fista_queue`` run the same pieces: a solve is a
+    # ``FISTALane`` that is started, then advanced (the polish rounds that are due, then
+    # one block of ``check_every`` steps and a certificate) until it stops.
+    def keep_going(self, state: FISTAState, tol: Array, max_steps: Array) -> Array:
+        return (~self.terminate(state, tol) & (state.num_steps < max_steps)
+                & (state.result == RESULTS.successful))
+
+    def start(self, program, x0, tol: Array) -> "FISTALane":
+        """A solve from ``x0``, certified once (it may stop at once)."""
+        state = self.certify(program, self.init(program, x0))
+        return FISTALane(state, jnp.maximum(tol, jnp.asarray(self.polish_gap, tol.dtype)),
+                         jnp.zeros((), jnp.int32))
+
+    def block(self, program, state: FISTAState, max_steps: Array) -> FISTAState:
+        """``check_every`` steps (fewer near ``max_steps``), then a certificate."""
+        stop_at = jnp.minimum(state.num_steps + self.check_every, max_steps)
+        state = jax.lax.while_loop(lambda s: s.num_steps < stop_at,
+                                   lambda s: self.step(program, s), state)
+        return self.certify(program, state)
+
+    def polish_due(self, program, lane: "FISTALane", tol: Array, max_steps: Array) -> Array:
+        """Whether a polish round runs now: the solve goes on, ``tol <= polish_tol``,
+        rounds are left, the gap is below the round's target and the zero pattern has
+        held for ``polish_stable`` steps."""
+        if not (self.polish_rounds > 0 and program.can_polish):
+            return jnp.zeros((), bool)
+        state = lane.state
+        return (self.keep_going(state, tol, max_steps) & (tol <= self.polish_tol)
+                & (lane.polish_rounds < self.polish_rounds)
+                & (state.gap <= lane.polish_target * jnp.abs(state.objective))
+                & (state.num_steps - state.support_since >= self.polish_stable))
+
+    def polish_round(self, program, lane: "FISTALane", tol: Array,
+                     max_steps: Array) -> "FISTALane":
+        """A polish (skipped when too few steps are left for one CG iteration), and the
+        next round's target."""
+        # Near max_steps CG is capped lower rather than the polish skipped.
+        max_cg = cg_cap(self.polish_cg, self.polish_newton, max_steps - lane.state.num_steps)
+        state = jax.lax.cond(max_cg >= 1, lambda s: self.polish(program, s, tol, max_cg),
+                             lambda s: s, lane.state)
+        return FISTALane(state, lane.polish_target * self.polish_factor, lane.polish_rounds + 1)
+
+    def advance(self, program, lane: "FISTALane", tol: Array, max_steps: Array) -> "FISTALane":
+        """The polish rounds that are due, then one block if the solve goes on."""
+        lane = jax.lax.while_loop(lambda c: self.polish_due(program, c, tol, max_steps),
+                                  lambda c: self.polish_round(program, c, tol, max_steps), lane)
+        state = jax.lax.cond(self.keep_going(lane.state, tol, max_steps),
+                             lambda s: self.block(program, s, max_steps), lambda s: s,
+                             lane.state)
+        return lane._replace(state=state)
+
+    def finish(self, state: FISTAState, tol: Array) -> FISTAState:
+        """The final state, its ``result`` saying ``max_steps_reached`` if it stopped
+        uncertified."""
+        out_of_steps = (state.result == RESULTS.successful) & ~self.terminate(state, tol)
+        return state._replace(
+            result=RESULTS.where(out_of_steps, RESULTS.max_steps_reached, state.result))
+
+
+class FISTALane(NamedTuple):
+    """A solve in progress: FISTA's state and its Newton polish schedule."""
+
+    state: FISTAState
+    polish_target: Array  # the relative gap that triggers the next polish round
+    polish_rounds: Array  # rounds done
+
 
 def _extrapolates_z(program) -> bool:
     """Whether FISTA forms ``A y`` as ``A x + beta * A (x - x_prev)`` (and so carries
@@ -363,45 +430,97 @@ def fista_solve(
     """
     tol = jnp.asarray(tol, x0.dtype)
     max_steps = jnp.asarray(max_steps, jnp.int32)
+    lane = jax.lax.while_loop(lambda c: solver.keep_going(c.state, tol, max_steps),
+                              lambda c: solver.advance(program, c, tol, max_steps),
+                              solver.start(program, x0, tol))
+    return solver.finish(lane.state, tol)
 
-    def keep_going(state):
-        return (
-            ~solver.terminate(state, tol)
-            & (state.num_steps < max_steps)
-            & (state.result == RESULTS.successful)
-        )
 
-    def block(state):
-        stop_at = jnp.minimum(state.num_steps + solver.check_every, max_steps)
-        state = jax.lax.while_loop(
-            lambda s: s.num_steps < stop_at, lambda s: solver.step(program, s), state
-        )
-        return solver.certify(program, state)
+@full_precision
+def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bool,
+                solver: FISTA = FISTA()) -> FISTAState:
+    """FISTA at every ``lam`` of ``lams`` (``(L,)``), ``lanes`` solves at a time.
 
-    state = solver.certify(program, solver.init(program, x0))
-    if solver.polish_rounds > 0 and program.can_polish:
+    ``program_at(lam)`` builds the program at ``lam``. The solves run as ``lanes`` lanes
+    of one vmapped block of steps; when a lane's solve stops (certified, out of steps or
+    non-finite), its state is stored and the lane takes the next ``lam`` in the order of
+    ``lams``, so no lane waits for a slower one (a vmapped ``fista_solve`` runs every lane
+    as long as the slowest). A new solve starts from ``x0`` (the shape of one solve's
+    weights) or, with ``warm_start``, from the solution of the stopped solve latest in
+    ``lams`` (pass ``lams`` sorted largest first: then that is the nearest larger
+    ``lam`` solved so far). Starting, stopping and Newton polish are done one lane at a
+    time, outside the vmapped block: under ``vmap`` a branch taken by one lane would run
+    for every lane. Each solve follows ``fista_solve``'s steps exactly (from the same
+    start, up to the round-off of batched products).
 
-        def polish_round(carry):
-            state, target, rounds = carry
-            state = jax.lax.while_loop(
-                lambda s: keep_going(s) & ((s.gap > target * jnp.abs(s.objective))
-                                           | (s.num_steps - s.support_since < solver.polish_stable)),
-                block, state,
-            )
-            # Near max_steps CG is capped lower rather than the polish skipped.
-            max_cg = cg_cap(solver.polish_cg, solver.polish_newton, max_steps - state.num_steps)
-            state = jax.lax.cond(keep_going(state) & (max_cg >= 1),
-                                 lambda s: solver.polish(program, s, tol, max_cg), lambda s: s,
-                                 state)
-            return state, target * solver.polish_factor, rounds + 1
+    **Returns:** the final :class:`FISTAState` of every solve, stacked in the order of
+    ``lams`` (leading axis ``L``).
+    """
+    num_lams = lams.shape[0]
+    lanes = min(lanes, num_lams)
+    tol = jnp.asarray(tol, x0.dtype)
+    max_steps = jnp.asarray(max_steps, jnp.int32)
 
-        state, _, _ = jax.lax.while_loop(
-            lambda c: keep_going(c[0]) & (c[2] < solver.polish_rounds) & (tol <= solver.polish_tol),
-            polish_round,
-            (state, jnp.maximum(tol, jnp.asarray(solver.polish_gap, tol.dtype)), 0),
-        )
-    state = jax.lax.while_loop(keep_going, block, state)
-    out_of_steps = (state.result == RESULTS.successful) & ~solver.terminate(state, tol)
-    return state._replace(
-        result=RESULTS.where(out_of_steps, RESULTS.max_steps_reached, state.result)
-    )
+    def start(index, x):
+        return solver.start(program_at(lams[index]), x, tol)
+
+    batch = jax.vmap(lambda index: start(index, x0))(jnp.arange(lanes))
+    stored = jax.tree.map(lambda a: jnp.zeros((num_lams,) + a.shape[1:], a.dtype), batch.state)
+    carry = dict(batch=batch, index=jnp.arange(lanes), active=jnp.ones(lanes, bool),
+                 next_index=jnp.asarray(lanes), stored=stored, warm_x=x0,
+                 warm_index=jnp.asarray(-1))
+
+    def needs_service(carry):
+        """Per lane: its solve has stopped, or a polish round is due."""
+        def one(index, lane):
+            return (~solver.keep_going(lane.state, tol, max_steps)
+                    | solver.polish_due(program_at(lams[index]), lane, tol, max_steps))
+        return carry["active"] & jax.vmap(one)(carry["index"], carry["batch"])
+
+    def serve(carry):
+        """A lane that needs it: store and refill, or polish. Of the lanes that stopped
+        together, the one latest in ``lams`` is stored first, so every refill among them
+        warm-starts from it."""
+        k = jnp.argmax(jnp.where(needs_service(carry), carry["index"], -1))
+        lane = jax.tree.map(lambda a: a[k], carry["batch"])
+        index = carry["index"][k]
+
+        def store_and_refill(carry):
+            state = solver.finish(lane.state, tol)
+            stored = jax.tree.map(lambda s, a: s.at[index].set(a), carry["stored"], state)
+            latest = index > carry["warm_index"]
+            warm_x = jnp.where(latest, state.x, carry["warm_x"])
+            warm_index = jnp.maximum(index, carry["warm_index"])
+            refill = carry["next_index"] < num_lams
+            new_index = jnp.minimum(carry["next_index"], num_lams - 1)
+            new_lane = jax.lax.cond(refill,
+                                    lambda: start(new_index, warm_x if warm_start else x0),
+                                    lambda: lane)
+            return dict(carry, stored=stored, warm_x=warm_x, warm_index=warm_index,
+                        next_index=carry["next_index"] + refill,
+                        index=carry["index"].at[k].set(jnp.where(refill, new_index, index)),
+                        active=carry["active"].at[k].set(refill)), new_lane
+
+        def polish(carry):
+            return carry, solver.polish_round(program_at(lams[index]), lane, tol, max_steps)
+
+        carry, lane = jax.lax.cond(~solver.keep_going(lane.state, tol, max_steps),
+                                   store_and_refill, polish, carry)
+        return dict(carry, batch=jax.tree.map(lambda b, a: b.at[k].set(a), carry["batch"], lane))
+
+    def run_block(carry):
+        carry = jax.lax.while_loop(lambda c: jnp.any(needs_service(c)), serve, carry)
+
+        def one(index, active, lane):
+            # An idle lane (no lam left for it) takes no steps and keeps its state.
+            state = solver.block(program_at(lams[index]), lane.state,
+                                 jnp.where(active, max_steps, lane.state.num_steps))
+            state = jax.tree.map(lambda new, old: jnp.where(active, new, old), state,
+                                 lane.state)
+            return lane._replace(state=state)
+
+        batch = jax.vmap(one)(carry["index"], carry["active"], carry["batch"])
+        return dict(carry, batch=batch)
+
+    carry = jax.lax.while_loop(lambda c: jnp.any(c["active"]), run_block, carry)
+    return carry["stored"]
