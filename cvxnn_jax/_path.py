@@ -4,19 +4,23 @@ Two ways to sweep ``lams`` on one device, both inside one ``jit``:
 
 - vmapped (default): every ``lam`` is a lane of one ``jax.vmap``-ed solve. The
   operators' matvecs over ``(d, P)`` weights become matmuls over ``(L, d, P)``; the
-  batched ``while_loop`` runs until the slowest lane terminates, and a lane that has
-  terminated keeps its state (its result equals its own solve's).
-- warm-started (``warm_start=True``): a ``lax.scan`` over the ``lams`` sorted largest
-  first, each solve started from the previous solution (the classic path of ``glmnet``
-  and scikit-learn's ``lasso_path``). One lane, so it never waits for a slow neighbour;
+  batched loop runs until the slowest lane terminates, and a lane that has terminated
+  keeps its state (its result equals its own solve's).
+- warm-started (``warm_start=True``): the ``lams`` sorted largest first, each solve
+  started from the previous solution (the classic path of ``glmnet`` and
+  scikit-learn's ``lasso_path``). One lane, so it never waits for a slow neighbour;
   each solve starts near its answer. The results come back in the caller's order.
 
-With ``lanes=K`` (fewer lanes than lambdas) FISTA solves (gated ReLU, and ReLU with
+``lanes=K`` solves ``K`` lambdas at a time. FISTA solves (gated ReLU, and ReLU with
 ``solver="fista"``) run as a queue (:func:`fista_queue`): ``K`` lanes of one vmapped
 block of steps, each lane taking the next ``lam`` (largest first) as soon as its solve
-stops, so no lane waits for a slower one; with ``warm_start`` a new solve starts from
-the smallest ``lam`` solved so far. The other ReLU solvers solve the sorted ``lams`` in
-blocks of ``K``, one vmapped solve per block.
+stops, so no lane waits for a slower one; with ``warm_start`` a new solve starts from the
+smallest ``lam`` solved so far. Both ways above are this queue for FISTA (all lanes at
+once, or one), which also runs the Newton polish one lane at a time: batched, a polish
+that one lane needs would run for every lane (a 16-lambda path to 1e-6 at n=2000, d=20,
+P=200, float64, 2 cores: 6.80 s batched, 2.26 s queued, 1.71 s as a loop of ``fit``).
+The other ReLU solvers solve the sorted ``lams`` in blocks of ``K``, one vmapped solve
+per block, one block after the other.
 
 The solve is the one ``fit`` runs; ``lams`` is a traced argument, so a second path of
 the same shapes does not recompile. :func:`cvxnn_jax.fit_path_sharded` splits the path
@@ -74,21 +78,21 @@ def check_lanes(lanes) -> int | None:
 def path_body(setup: _Setup, lams, warm_start: bool, lanes: int | None = None) -> Solution:
     """The path over ``lams`` (``(L,)``) as a pure function (see :func:`fit_path`).
 
-    ``lanes`` lambdas are solved at once (default: all of them, as one vmapped solve,
-    or one with ``warm_start``). With fewer lanes than lambdas the ``lams`` are sorted
-    largest first. FISTA solves then run as a queue of lanes (:func:`fista_queue`); the
-    other solvers cut the sorted ``lams`` into blocks of ``lanes`` (the last padded with
-    copies of the smallest), solved one block after the other in a ``lax.scan``; with
+    ``lanes`` lambdas are solved at once (default: all of them, or one with
+    ``warm_start``). FISTA solves run as a queue of lanes (:func:`fista_queue`), the
+    ``lams`` sorted largest first. The other solvers vmap one solve over all ``lams``
+    or cut the sorted ``lams`` into blocks of ``lanes`` (the last padded with copies of
+    the smallest), solved one block after the other in a ``lax.scan``; with
     ``warm_start`` every lane of a block starts from the solution at the previous
     block's smallest ``lam``. Callable under ``jit`` and inside ``shard_map`` (each
     device runs it on its chunk).
     """
     num_lams = lams.shape[0]
     lanes = min(lanes or (1 if warm_start else num_lams), num_lams)
-    if lanes == num_lams and not warm_start:
-        return jax.vmap(lambda lam: _solve(setup, lam))(lams)
     if isinstance(setup.solver, FISTA):
         return _fista_queue_path(setup, lams, warm_start, lanes)
+    if lanes == num_lams and not warm_start:
+        return jax.vmap(lambda lam: _solve(setup, lam))(lams)
     # Sorted, so that the lambdas of a block need similar numbers of steps (a vmapped
     # loop runs every lane as long as its slowest) and a warm start comes from the
     # nearest lambda already solved.
