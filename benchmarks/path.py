@@ -2,12 +2,14 @@
 
     python benchmarks/path.py            # n=5000, d=50, P=500 (tens of minutes on 2 CPU cores)
     python benchmarks/path.py --quick    # n=500, d=10, P=50: a smoke check
+    python benchmarks/path.py --size 2000,20,200 --num-lams 16 --float64 --tol 1e-6 --tag polish
+                                         # a path that runs the Newton polish (tol <= 1e-5)
 
 1. vmapped path: ``cn.fit_path(X, y, lams)``, one compiled call, every lambda a lane of
    one batched solve;
 2. a Python loop of ``cn.fit`` over the lambdas (one compile serves all: lam is traced);
 3. the warm-started path: ``cn.fit_path(..., warm_start=True)``, largest lambda first,
-   each solve started from the last, one compiled ``lax.scan``;
+   each solve started from the last, one compiled call (one lane);
 4. for each ``K`` of ``--lanes`` (default 8): the queued path ``cn.fit_path(...,
    lanes=K)``: K lanes of one vmapped block of steps, each lane taking the next lambda
    (largest first) as soon as its solve stops, cold and warm-started
@@ -15,11 +17,11 @@
 
 Each is timed as the median of ``--repeats`` (default 3) runs after a compile run (the
 compile run uses ``max_steps=1``: ``max_steps`` is traced, so it compiles the same
-executable without paying for a full solve). Gated ReLU, squared loss, float32 (the
-library's fast default) and ``tol=1e-4`` (relative duality gap; float32 certifies
-reliably to there, DESIGN.md section 2). Data: the planted two-layer ReLU teacher of
+executable without paying for a full solve). Gated ReLU, squared loss, by default float32
+(the library's fast default) and ``tol=1e-4`` (relative duality gap; float32 certifies
+reliably to there, DESIGN.md section 2; ``--float64`` and ``--tol`` change them). Data: the planted two-layer ReLU teacher of
 ``tests/reference.py`` with standardised targets; ``lams = lam_max * geomspace(0.5,
-0.01, 32)`` where ``lam_max = max_i ||(D_i X)^T y|| / n`` is the smallest lambda whose
+0.01, L)`` (``L`` = ``--num-lams``, default 32) where ``lam_max = max_i ||(D_i X)^T y|| / n`` is the smallest lambda whose
 solution is zero.
 
 "One solve" in the targets is the loop's mean time per lambda. Prints a table and writes
@@ -94,7 +96,8 @@ def run(n, d, num_gates, repeats, lanes):
     X, y, gates, lams, lam_max = problem(n, d, num_gates)
     P = gates.shape[1]
     log(f"n={n}, d={d}, P={P}, {NUM_LAMS} lambdas from {lams[0]:.3g} to {lams[-1]:.3g} "
-        f"(lam_max {lam_max:.3g}), float32, tol={TOL:g}, {repeats} timed runs each")
+        f"(lam_max {lam_max:.3g}), {np.dtype(DTYPE).name}, tol={TOL:g}, {repeats} timed runs "
+        "each")
     options = dict(gates=gates, tol=TOL, max_steps=MAX_STEPS)
     warnings.simplefilter("ignore", cn.ConvergenceWarning)  # the compile runs stop at 1 step
 
@@ -166,7 +169,7 @@ def summary(results):
              f"regularisation path ({results['mode']}): jax {env['jax']}, {env['device']} "
              f"({env['device_kind']}), {env['affinity_cpus']} CPUs",
              f"n={r['n']}, d={r['d']}, P={r['P']}, {NUM_LAMS} lambdas, gated ReLU, squared loss, "
-             f"float32, tol={TOL:g}",
+             f"{np.dtype(DTYPE).name}, tol={TOL:g}",
              "-" * 92,
              f"{'method':>18} | {'median s':>9} | {'steps total':>11} {'max':>6} | {'converged':>9} | "
              f"{'max rel obj diff to loop':>24}"]
@@ -197,6 +200,7 @@ def summary(results):
 
 
 def main():
+    global NUM_LAMS, TOL, DTYPE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="n=500, d=10, P=50 smoke run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method")
@@ -204,11 +208,21 @@ def main():
                         help="comma-separated lane counts of the queued paths ('' for none)")
     parser.add_argument("--tag", type=str, default=None,
                         help="write path_<tag>.json (e.g. a GPU run)")
+    parser.add_argument("--size", type=str, default=None, help="n,d,P (default 5000,50,500)")
+    parser.add_argument("--num-lams", type=int, default=NUM_LAMS, help="lambdas on the path")
+    parser.add_argument("--tol", type=float, default=TOL, help="relative duality gap")
+    parser.add_argument("--float64", action="store_true", help="float64 instead of float32")
     args = parser.parse_args()
+    NUM_LAMS, TOL = args.num_lams, args.tol
+    if args.float64:
+        jax.config.update("jax_enable_x64", True)
+        DTYPE = np.float64
     n, d, num_gates = (500, 10, 50) if args.quick else (5000, 50, 500)
+    if args.size:
+        n, d, num_gates = (int(v) for v in args.size.split(","))
     results = dict(mode="quick" if args.quick else "full", environment=environment(),
-                   config=dict(num_lams=NUM_LAMS, tol=TOL, max_steps=MAX_STEPS, dtype="float32",
-                               repeats=args.repeats))
+                   config=dict(num_lams=NUM_LAMS, tol=TOL, max_steps=MAX_STEPS,
+                               dtype=np.dtype(DTYPE).name, repeats=args.repeats))
     lanes = [int(k) for k in args.lanes.split(",") if k]
     results["run"] = run(n, d, num_gates, args.repeats, lanes)
     text = summary(results)

@@ -406,6 +406,22 @@ class FISTA(eqx.Module):
             result=RESULTS.where(out_of_steps, RESULTS.max_steps_reached, state.result))
 
 
+class FISTAOutcome(NamedTuple):
+    """What a solve returns from :func:`fista_queue` (a :class:`FISTAState`'s fields)."""
+
+    x: Array
+    objective: Array
+    gap: Array
+    best_dual: Array
+    num_steps: Array
+    result: RESULTS
+
+    @classmethod
+    def of(cls, state: FISTAState) -> "FISTAOutcome":
+        return cls(state.x, state.objective, state.gap, state.best_dual, state.num_steps,
+                   state.result)
+
+
 class FISTALane(NamedTuple):
     """A solve in progress: FISTA's state and its Newton polish schedule."""
 
@@ -441,7 +457,7 @@ def fista_solve(
 
 @full_precision
 def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bool,
-                solver: FISTA = FISTA()) -> FISTAState:
+                solver: FISTA = FISTA()) -> FISTAOutcome:
     """FISTA at every ``lam`` of ``lams`` (``(L,)``), ``lanes`` solves at a time.
 
     ``program_at(lam)`` builds the program at ``lam``. The solves run as ``lanes`` lanes
@@ -456,8 +472,9 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
     for every lane. Each solve follows ``fista_solve``'s steps exactly (from the same
     start, up to the round-off of batched products).
 
-    **Returns:** the final :class:`FISTAState` of every solve, stacked in the order of
-    ``lams`` (leading axis ``L``).
+    **Returns:** the :class:`FISTAOutcome` of every solve (its final ``x``, objective,
+    gap, best dual value, steps and status), stacked in the order of ``lams`` (leading
+    axis ``L``).
     """
     num_lams = lams.shape[0]
     lanes = min(lanes, num_lams)
@@ -468,7 +485,10 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
         return solver.start(program_at(lams[index]), x, tol)
 
     batch = jax.vmap(lambda index: start(index, x0))(jnp.arange(lanes))
-    stored = jax.tree.map(lambda a: jnp.zeros((num_lams,) + a.shape[1:], a.dtype), batch.state)
+    # Only the outcomes are stored: a whole state holds 2 (extrapolation + 1) more arrays
+    # of x's and z's sizes for the dual histories.
+    stored = jax.tree.map(lambda a: jnp.zeros((num_lams,) + a.shape[1:], a.dtype),
+                          FISTAOutcome.of(batch.state))
     carry = dict(batch=batch, index=jnp.arange(lanes), active=jnp.ones(lanes, bool),
                  next_index=jnp.asarray(lanes), stored=stored, warm_x=x0,
                  warm_index=jnp.asarray(-1))
@@ -490,7 +510,8 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
 
         def store_and_refill(carry):
             state = solver.finish(lane.state, tol)
-            stored = jax.tree.map(lambda s, a: s.at[index].set(a), carry["stored"], state)
+            stored = jax.tree.map(lambda s, a: s.at[index].set(a), carry["stored"],
+                                  FISTAOutcome.of(state))
             latest = index > carry["warm_index"]
             warm_x = jnp.where(latest, state.x, carry["warm_x"])
             warm_index = jnp.maximum(index, carry["warm_index"])
@@ -527,3 +548,4 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
 
     carry = jax.lax.while_loop(lambda c: jnp.any(c["active"]), run_block, carry)
     return carry["stored"]
+
