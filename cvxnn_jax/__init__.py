@@ -46,7 +46,13 @@ from ._solvers._results import RESULTS as RESULTS
 from ._solvers.admm import ADMM as ADMM, admm_solve as admm_solve
 from ._solvers.ipm import InteriorPoint as InteriorPoint, ipm_solve as ipm_solve
 from ._solvers.al import AugmentedLagrangian as AugmentedLagrangian, al_solve as al_solve
-from ._solvers.fista import FISTA as FISTA, FISTAState as FISTAState, fista_solve as fista_solve
+from ._solvers.fista import (
+    FISTA as FISTA,
+    FISTAOutcome as FISTAOutcome,
+    FISTAState as FISTAState,
+    fista_queue as fista_queue,
+    fista_solve as fista_solve,
+)
 
 # Deep networks on 1-D data and threshold networks (issue 5).
 from ._deep_networks import (

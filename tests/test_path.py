@@ -113,6 +113,13 @@ def test_fit_path_inside_jit_and_reports_failures(gates):
         path = cn.fit_path(X, y, lams, gates=gates, tol=1e-12, max_steps=20)
     assert path.converged.tolist() == [False, True, False, False, False, False]
     assert int(path.result._value[0]) == int(cn.RESULTS.max_steps_reached._value)
+    # Two queued lanes: the first lane's solve (lam 10) stops at its first certificate and
+    # the lane is refilled at once; every other solve stops at max_steps, uncertified.
+    with pytest.warns(cn.ConvergenceWarning, match="5 of 6 lambdas"):
+        queued = cn.fit_path(X, y, lams, gates=gates, tol=1e-12, max_steps=20, lanes=2)
+    assert queued.converged.tolist() == path.converged.tolist()
+    assert queued.num_steps.tolist() == [20, 0, 20, 20, 20, 20]
+    np.testing.assert_allclose(queued.objective, path.objective, rtol=1e-12)
     with pytest.raises(Exception, match="did not converge"):
         cn.fit_path(X, y, lams, gates=gates, tol=1e-12, max_steps=20, throw=True)
 

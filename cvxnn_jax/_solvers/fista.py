@@ -462,7 +462,7 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
 
     ``program_at(lam)`` builds the program at ``lam``. The solves run as ``lanes`` lanes
     of one vmapped block of steps; when a lane's solve stops (certified, out of steps or
-    non-finite), its state is stored and the lane takes the next ``lam`` in the order of
+    non-finite), its outcome is stored and the lane takes the next ``lam`` in the order of
     ``lams``, so no lane waits for a slower one (a vmapped ``fista_solve`` runs every lane
     as long as the slowest). A new solve starts from ``x0`` (the shape of one solve's
     weights) or, with ``warm_start``, from the solution of the stopped solve latest in
@@ -472,10 +472,18 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
     for every lane. Each solve follows ``fista_solve``'s steps exactly (from the same
     start, up to the round-off of batched products).
 
+    **Arguments:** ``program_at``: ``lam -> program``, traceable (e.g. ``eqx.tree_at``
+    on a program's ``lam``); ``lams``: ``(L,)``; ``x0``: the start of a cold solve (the
+    shape of one solve's ``x``); ``tol``, ``max_steps``: as :func:`fista_solve`, per
+    solve (may be traced); ``lanes``: a Python int >= 1 (``min(lanes, L)`` are used);
+    ``warm_start``: a Python bool.
+
     **Returns:** the :class:`FISTAOutcome` of every solve (its final ``x``, objective,
     gap, best dual value, steps and status), stacked in the order of ``lams`` (leading
     axis ``L``).
     """
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1:
+        raise ValueError(f"lanes must be a Python int >= 1, got {lanes!r}")
     num_lams = lams.shape[0]
     lanes = min(lanes, num_lams)
     tol = jnp.asarray(tol, x0.dtype)
