@@ -13,7 +13,8 @@
 4. for each ``K`` of ``--lanes`` (default 8): the queued path ``cn.fit_path(...,
    lanes=K)``: K lanes of one vmapped block of steps, each lane taking the next lambda
    (largest first) as soon as its solve stops, cold and warm-started
-   (``warm_start=True``: a new solve starts from the smallest lambda solved so far).
+   (``warm_start=True``: a new solve starts from the current weights at the smallest
+   lambda taken so far, solved or running in another lane).
 
 Each is timed as the median of ``--repeats`` (default 3) runs after a compile run (the
 compile run uses ``max_steps=1``: ``max_steps`` is traced, so it compiles the same

@@ -15,7 +15,8 @@ Two ways to sweep ``lams`` on one device, both inside one ``jit``:
 ``solver="fista"``) run as a queue (:func:`fista_queue`): ``K`` lanes of one vmapped
 block of steps, each lane taking the next ``lam`` (largest first) as soon as its solve
 stops, so no lane waits for a slower one; with ``warm_start`` a new solve starts from the
-smallest ``lam`` solved so far. The default vmapped path is this queue for FISTA, with
+current weights of the smallest ``lam`` taken so far (solved, or still being solved in
+another lane). The default vmapped path is this queue for FISTA, with
 every ``lam`` a lane; the queue also runs the Newton polish one lane at a time, where a
 batched polish that one lane needs runs for every lane (``python benchmarks/path.py
 --size 2000,20,200 --num-lams 16 --float64 --tol 1e-6 --lanes 4``, 2 cores: the vmapped
@@ -208,7 +209,8 @@ def fit_path(
       solves (gated ReLU; ReLU with ``solver="fista"``) the lanes form a queue: each
       lane's solve runs in one vmapped block of steps with the others, and a lane whose
       solve stops takes the next ``lam`` at once (with ``warm_start=True`` starting from
-      the solution at the smallest ``lam`` solved so far), so no lane waits for a slower
+      the current weights at the smallest ``lam`` taken so far, solved or still being
+      solved in another lane), so no lane waits for a slower
       one while the lanes' matmuls are still batched. Each cold lane follows ``fit``'s
       steps exactly. The other ReLU solvers solve the sorted ``lams`` in blocks of
       ``lanes``, one vmapped solve per block (with ``warm_start=True`` each block starts

