@@ -20,7 +20,7 @@ another lane). The default vmapped path is this queue for FISTA, with
 every ``lam`` a lane; the queue also runs the Newton polish one lane at a time, where a
 batched polish that one lane needs runs for every lane (``python benchmarks/path.py
 --size 2000,20,200 --num-lams 16 --float64 --tol 1e-6 --lanes 4``, 2 cores: the vmapped
-path took 6.66 s batched and 2.35 s queued, against 1.71 s for a loop of ``fit``). The
+path took 6.66 s batched and 2.30 s queued, against 1.71 s for a loop of ``fit``). The
 other ReLU solvers solve the sorted ``lams`` in blocks of ``K``, one vmapped solve per
 block, one block after the other (one lane: a ``lax.scan`` of single solves, for every
 solver).
