@@ -18,12 +18,13 @@
 
 Each is timed as the median of ``--repeats`` (default 3) runs after a compile run (the
 compile run uses ``max_steps=1``: ``max_steps`` is traced, so it compiles the same
-executable without paying for a full solve). Gated ReLU, squared loss, by default float32
-(the library's fast default) and ``tol=1e-4`` (relative duality gap; float32 certifies
-reliably to there, DESIGN.md section 2; ``--float64`` and ``--tol`` change them). Data: the planted two-layer ReLU teacher of
-``tests/reference.py`` with standardised targets; ``lams = lam_max * geomspace(0.5,
-0.01, L)`` (``L`` = ``--num-lams``, default 32) where ``lam_max = max_i ||(D_i X)^T y|| / n`` is the smallest lambda whose
-solution is zero.
+executable without paying for a full solve). Gated ReLU, squared loss, by default
+float32 (the library's fast default) and ``tol=1e-4`` (relative duality gap; float32
+certifies reliably to there, DESIGN.md section 2; ``--float64`` and ``--tol`` change
+them). Data: the planted two-layer ReLU teacher of ``tests/reference.py`` with
+standardised targets; ``lams = lam_max * geomspace(0.5, 0.01, L)`` (``L`` =
+``--num-lams``, default 32) where ``lam_max = max_i ||(D_i X)^T y|| / n`` is the
+smallest lambda whose solution is zero.
 
 "One solve" in the targets is the loop's mean time per lambda. Prints a table and writes
 every timing to ``benchmarks/results/path.json`` (``path_quick.json`` with --quick).
@@ -152,9 +153,9 @@ def run(n, d, num_gates, repeats, lanes):
         loop_over_path=out["loop of fit"]["median_s"] / out["vmapped path"]["median_s"],
         loop_over_warm_path=out["loop of fit"]["median_s"] / out["warm-started path"]["median_s"],
         queued={name: dict(path_over_one_solve=m["median_s"] / one_solve,
-                            loop_over_path=out["loop of fit"]["median_s"] / m["median_s"],
-                            lane_steps=lane_steps(m["num_steps"], k))
-                 for k in lanes for name, m in out.items()
+                           loop_over_path=out["loop of fit"]["median_s"] / m["median_s"],
+                           lane_steps=lane_steps(m["num_steps"], k))
+                for k in lanes for name, m in out.items()
                  if name in (f"lanes={k}", f"lanes={k}, warm")},
         # The batched loop runs every lane for as many steps as the slowest lambda needs.
         vmapped_lane_steps=NUM_LAMS * int(max(out["vmapped path"]["num_steps"])),

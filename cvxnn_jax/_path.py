@@ -16,9 +16,9 @@ Two ways to sweep ``lams`` on one device, both inside one ``jit``:
 block of steps, each lane taking the next ``lam`` (largest first) as soon as its solve
 stops, so no lane waits for a slower one; with ``warm_start`` a new solve starts from the
 current weights of the smallest ``lam`` taken so far (solved, or still being solved in
-another lane). The default vmapped path is this queue for FISTA, with
-every ``lam`` a lane; the queue also runs the Newton polish one lane at a time, where a
-batched polish that one lane needs runs for every lane (``python benchmarks/path.py
+another lane). The default vmapped path is this queue for FISTA, with every ``lam`` a
+lane; the queue also runs the Newton polish one lane at a time, where a batched polish
+that one lane needs runs for every lane (``python benchmarks/path.py
 --size 2000,20,200 --num-lams 16 --float64 --tol 1e-6 --lanes 4``, 2 cores: the vmapped
 path took 6.66 s batched and 2.30 s queued, against 1.71 s for a loop of ``fit``). The
 other ReLU solvers solve the sorted ``lams`` in blocks of ``K``, one vmapped solve per
@@ -86,10 +86,9 @@ def path_body(setup: _Setup, lams, warm_start: bool, lanes: int | None = None) -
     (:func:`fista_queue`), the ``lams`` sorted largest first. The other solvers vmap one
     solve over all ``lams`` or cut the sorted ``lams`` into blocks of ``lanes`` (the
     last padded with copies of the smallest), solved one block after the other in a
-    ``lax.scan`` (so is one lane of any solver); with
-    ``warm_start`` every lane of a block starts from the solution at the previous
-    block's smallest ``lam``. Callable under ``jit`` and inside ``shard_map`` (each
-    device runs it on its chunk).
+    ``lax.scan`` (so is one lane of any solver); with ``warm_start`` every lane of a
+    block starts from the solution at the previous block's smallest ``lam``. Callable
+    under ``jit`` and inside ``shard_map`` (each device runs it on its chunk).
     """
     num_lams = lams.shape[0]
     lanes = min(lanes or (1 if warm_start else num_lams), num_lams)
@@ -210,9 +209,8 @@ def fit_path(
       lane's solve runs in one vmapped block of steps with the others, and a lane whose
       solve stops takes the next ``lam`` at once (with ``warm_start=True`` starting from
       the current weights at the smallest ``lam`` taken so far, solved or still being
-      solved in another lane), so no lane waits for a slower
-      one while the lanes' matmuls are still batched. Each cold lane follows ``fit``'s
-      steps exactly. The other ReLU solvers solve the sorted ``lams`` in blocks of
+      solved in another lane), so no lane waits for a slower one while the lanes'
+      matmuls are still batched. Each cold lane follows ``fit``'s steps exactly. The other ReLU solvers solve the sorted ``lams`` in blocks of
       ``lanes``, one vmapped solve per block (with ``warm_start=True`` each block starts
       from the solution at the previous block's smallest ``lam``).
 

@@ -55,7 +55,7 @@ def _assert_equals_fits(path, fits, rtol):
 
 COLD, WARM = {}, dict(warm_start=True)
 # Four lanes for the 6 lambdas: the two smallest take the lanes of the first two solves
-# to stop (with warm_start, starting from the smallest lambda solved by then).
+# to stop (with warm_start, starting from the smallest lambda taken by then).
 BLOCKED, BLOCKED_WARM = dict(lanes=4), dict(lanes=4, warm_start=True)
 
 
@@ -86,8 +86,7 @@ def test_gated_path_equals_fits_in_one_compilation(gates, loss, modes):
         assert compiles == 0, mode
     if WARM in modes:
         # Each warm-started solve starts from the previous one's solution: with a budget
-        # of 20 steps per lambda it
-        # ends closer to the optimum than a cold start.
+        # of 20 steps per lambda it ends closer to the optimum than a cold start.
         # (Step counts to tol are no test: the Newton polish makes cold solves as quick.)
         optimum = np.array([float(f.objective) for f in fits])
         with pytest.warns(cn.ConvergenceWarning):

@@ -467,9 +467,9 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
     as long as the slowest). A new solve starts from ``x0`` (the shape of one solve's
     weights) or, with ``warm_start``, from the current ``x`` of the solve latest in
     ``lams`` so far, stored or still running (pass ``lams`` sorted largest first: then
-    that is the nearest larger ``lam``). Starting, stopping and Newton polish are done one lane at a
-    time, outside the vmapped block: under ``vmap`` a branch taken by one lane would run
-    for every lane. Each solve follows ``fista_solve``'s steps exactly (from the same
+    that is the nearest larger ``lam``). Starting, stopping and Newton polish are done
+    one lane at a time, outside the vmapped block: under ``vmap`` a branch taken by one
+    lane would run for every lane. Each solve follows ``fista_solve``'s steps exactly (from the same
     start, up to the round-off of batched products).
 
     **Arguments:** ``program_at``: ``lam -> program``, traceable (e.g. ``eqx.tree_at``
@@ -498,8 +498,8 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
     stored = jax.tree.map(lambda a: jnp.zeros((num_lams,) + a.shape[1:], a.dtype),
                           FISTAOutcome.of(batch.state))
     carry = dict(batch=batch, index=jnp.arange(lanes), active=jnp.ones(lanes, bool),
-                 next_index=jnp.asarray(lanes), stored=stored, warm_x=x0,
-                 warm_index=jnp.asarray(-1))
+                 next_index=jnp.asarray(lanes), stored=stored,
+                 latest_stored=jnp.asarray(-1))
 
     def needs_service(carry):
         """Per lane: its solve has stopped, or a polish round is due."""
@@ -520,9 +520,7 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
             state = solver.finish(lane.state, tol)
             stored = jax.tree.map(lambda s, a: s.at[index].set(a), carry["stored"],
                                   FISTAOutcome.of(state))
-            latest = index > carry["warm_index"]
-            warm_x = jnp.where(latest, state.x, carry["warm_x"])
-            warm_index = jnp.maximum(index, carry["warm_index"])
+            latest_stored = jnp.maximum(index, carry["latest_stored"])
             refill = carry["next_index"] < num_lams
             new_index = jnp.minimum(carry["next_index"], num_lams - 1)
             # A warm start comes from the solve nearest the new lam: the one latest in
@@ -532,12 +530,12 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
             # 1e-4; n=2000, d=50, P=500 alike; n=2000, d=20, P=200, float64, tol 1e-6).
             running = jnp.where(carry["active"].at[k].set(False), carry["index"], -1)
             nearest = jnp.argmax(running)
-            warm_from = jnp.where(running[nearest] > warm_index,
-                                  carry["batch"].state.x[nearest], warm_x)
+            warm_from = jnp.where(running[nearest] > latest_stored,
+                                  carry["batch"].state.x[nearest], stored.x[latest_stored])
             new_lane = jax.lax.cond(refill,
                                     lambda: start(new_index, warm_from if warm_start else x0),
                                     lambda: lane)
-            return dict(carry, stored=stored, warm_x=warm_x, warm_index=warm_index,
+            return dict(carry, stored=stored, latest_stored=latest_stored,
                         next_index=carry["next_index"] + refill,
                         index=carry["index"].at[k].set(jnp.where(refill, new_index, index)),
                         active=carry["active"].at[k].set(refill)), new_lane
