@@ -21,7 +21,7 @@ from ._solution import Solution
 from ._solvers._results import RESULTS
 from ._solvers.admm import ADMM, admm_solve
 from ._solvers.al import AugmentedLagrangian, al_solve
-from ._solvers.fista import FISTA, fista_solve
+from ._solvers.fista import FISTA, fista_solve, solution_figures
 from ._solvers.ipm import InteriorPoint, ipm_memory_entries, ipm_solve
 from ._validation import (
     check_data_matrix,
@@ -89,11 +89,7 @@ def fista_solution(program, state, gates, lam, feasibility_tol, bias: bool) -> S
             weights=state.x,
             gates=gates,
             network=GatedReLUNetwork(gates=gates, W1=W1, w2=w2, bias=bias),
-            objective=state.objective,
-            gap=state.gap,
-            dual_objective=state.best_dual,
-            num_steps=state.num_steps,
-            result=state.result,
+            **solution_figures(state),
             lam=lam,
         )
     relu, W = program.relu, state.x

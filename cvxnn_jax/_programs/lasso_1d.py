@@ -50,7 +50,7 @@ from .._deep_networks import DeepNarrowNetwork, ThresholdNetwork
 from .._fit import report_convergence
 from .._losses import Loss, SquaredLoss
 from .._solvers._results import RESULTS
-from .._solvers.fista import FISTA, fista_solve
+from .._solvers.fista import FISTA, fista_solve, solution_figures
 from .._validation import (
     check_data_matrix,
     check_lam,
@@ -445,11 +445,7 @@ def fit_1d(
         offset=offset,
         features=features,
         network=_recover(features, z, offset),
-        objective=state.objective,
-        gap=state.gap,
-        dual_objective=state.best_dual,
-        num_steps=state.num_steps,
-        result=state.result,
+        **solution_figures(state),
         lam=lam,
     )
     return report_convergence(solution, tol, throw, "fit_1d")

@@ -45,7 +45,7 @@ from .._fit import report_convergence, resolve_sampled_gates
 from .._losses import LogisticLoss, Loss, get_loss
 from .._patterns import add_bias_column, gate_masks
 from .._solution import Solution
-from .._solvers.fista import FISTA
+from .._solvers.fista import FISTA, solution_figures
 from .._validation import (
     check_data_matrix,
     check_lam,
@@ -128,11 +128,7 @@ def fit_threshold(
         weights=z,
         gates=gates,
         network=recover_threshold_network(gates, z, bias=bias),
-        objective=state.objective,
-        gap=state.gap,
-        dual_objective=state.best_dual,
-        num_steps=state.num_steps,
-        result=state.result,
+        **solution_figures(state),
         lam=lam,
     )
     return report_convergence(solution, tol, throw, "fit_threshold")

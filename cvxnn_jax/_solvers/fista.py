@@ -422,6 +422,14 @@ class FISTAOutcome(NamedTuple):
                    state.result)
 
 
+def solution_figures(state) -> dict:
+    """The certificate fields of a solution (``objective``, ``gap``, ``dual_objective``,
+    ``num_steps``, ``result``) from FISTA's final :class:`FISTAState` or
+    :class:`FISTAOutcome`."""
+    return dict(objective=state.objective, gap=state.gap, dual_objective=state.best_dual,
+                num_steps=state.num_steps, result=state.result)
+
+
 class FISTALane(NamedTuple):
     """A solve in progress: FISTA's state and its Newton polish schedule."""
 
