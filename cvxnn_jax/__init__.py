@@ -45,6 +45,11 @@ from ._solution import Solution as Solution
 from ._solvers._results import RESULTS as RESULTS
 from ._solvers.admm import ADMM as ADMM, admm_solve as admm_solve
 from ._solvers.ipm import InteriorPoint as InteriorPoint, ipm_solve as ipm_solve
+from ._solvers.working_set import (
+    WorkingSet as WorkingSet,
+    WorkingSetState as WorkingSetState,
+    working_set_solve as working_set_solve,
+)
 from ._solvers.al import AugmentedLagrangian as AugmentedLagrangian, al_solve as al_solve
 from ._solvers.fista import (
     FISTA as FISTA,

@@ -23,6 +23,7 @@ from ._solvers.admm import ADMM, admm_solve
 from ._solvers.al import AugmentedLagrangian, al_solve
 from ._solvers.fista import FISTA, fista_solve, solution_figures
 from ._solvers.ipm import InteriorPoint, ipm_memory_entries, ipm_solve
+from ._solvers.working_set import WorkingSet, working_set_solve
 from ._validation import (
     check_data_matrix,
     check_gates,
@@ -113,11 +114,14 @@ def fista_solution(program, state, gates, lam, feasibility_tol, bias: bool) -> S
 
 
 @eqx.filter_jit
-def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver: FISTA, bias: bool,
+def _solve_gated_relu(X, y, gates, lam, tol, max_steps, loss: Loss, solver, bias: bool,
                       x0=None):
     program = _fista_program(X, gate_masks(X, gates), y, lam, loss, "gated_relu", 1.0)
     x0 = program.init_x() if x0 is None else x0
-    state = fista_solve(program, x0, tol, max_steps, solver)
+    if isinstance(solver, WorkingSet):
+        state = working_set_solve(program, x0, tol, max_steps, solver)
+    else:
+        state = fista_solve(program, x0, tol, max_steps, solver)
     return fista_solution(program, state, gates, lam, None, bias)
 
 
@@ -296,8 +300,9 @@ def _prepare(X, y, lam, lam_check, *, gates, model, loss, solver, tol, max_steps
     if model == "gated_relu":
         if solver is None or solver == "fista":
             solver = FISTA()
-        elif not isinstance(solver, FISTA):
-            raise ValueError(f"solver must be None, 'fista' or a FISTA instance for 'gated_relu', got {solver!r}")
+        elif not isinstance(solver, (FISTA, WorkingSet)):
+            raise ValueError("solver must be None, 'fista', a FISTA or a WorkingSet instance "
+                             f"for 'gated_relu', got {solver!r}")
     else:
         if solver is None or solver == "auto":
             solver = "auto"  # resolved once the shapes are known (default_relu_solver)
@@ -396,7 +401,9 @@ def fit(
     - model: ``"gated_relu"`` (unconstrained group lasso) or ``"relu"`` (the
       cone-constrained program, exactly equivalent to the ReLU network).
     - loss: ``"squared"`` or ``"logistic"``.
-    - solver: gated ReLU: ``None``/``"fista"`` or a ``FISTA``; ReLU: ``None``/``"auto"``
+    - solver: gated ReLU: ``None``/``"fista"`` or a ``FISTA``, or a :class:`WorkingSet`
+      (FISTA on a working set of ``capacity`` gates, certified on all of them: faster
+      where the optimum uses few of many gates); ReLU: ``None``/``"auto"``
       (the interior point in float64 when its Newton systems fit in 2 GiB, otherwise
       ADMM up to n = 500 and the augmented Lagrangian above: :func:`default_relu_solver`),
       ``"al"`` (augmented
@@ -408,7 +415,8 @@ def fit(
       ignores warm starts), or an
       ``AugmentedLagrangian``/``ADMM``/``FISTA``/``InteriorPoint``.
     - tol: relative duality gap at which to stop (``gap <= tol * objective``).
-    - max_steps: iteration budget (default 10 000 for gated FISTA, 100 000 steps for AL
+    - max_steps: iteration budget (default 10 000 for gated FISTA, summed over the
+      restricted solves of a ``WorkingSet``; 100 000 steps for AL
       and ReLU FISTA, 100 000 iterations for ADMM, 100 for the interior-point method).
     - bias: append a column of ones to ``X`` (the network then adds it to each input).
     - key: ``jax.random`` key for sampling gates (default ``PRNGKey(0)``).

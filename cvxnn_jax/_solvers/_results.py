@@ -20,6 +20,11 @@ class RESULTS(eqx.Enumeration):
         "more iterations would not close it, and Newton polish on the cones' faces did not "
         "certify its point either; loosen tol, or try solver='fista'"
     )
+    working_set_full = (
+        "the working set's gates stopped changing (or its rounds ran out) before the "
+        "certificate met the tolerance: the optimum needs more non-zero gates than "
+        "WorkingSet.capacity; raise capacity (or max_rounds), or use solver='fista'"
+    )
 
 
 def best_lower_bound(best_dual, lower):
