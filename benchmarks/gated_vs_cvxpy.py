@@ -371,6 +371,15 @@ def product_pair_seconds(X, y, gates, loop_k=50, reps=20):
         return median([t / loop_k for t in time_call(run, (program, y), reps)])
 
 
+def square_matmul_seconds(dtype, size=1000, reps=20):
+    """Median seconds of one ``(size, size) @ (size, size)`` product in ``dtype``: the
+    machine's float32 / float64 ratio where matmuls run nearest their peak."""
+    rng = np.random.default_rng(0)
+    A, B = (jnp.asarray(rng.standard_normal((size, size)), dtype) for _ in range(2))
+    with jax.default_matmul_precision("highest"):
+        return median(time_call(jax.jit(jnp.matmul), (A, B), reps))
+
+
 def precision_runs(n, d, num_gates, max_steps, runs):
     out = {}
     for dtype in (jnp.float32, jnp.float64):
@@ -380,9 +389,11 @@ def precision_runs(n, d, num_gates, max_steps, runs):
         # max_steps and tol are traced: this compiles the executable the timed runs use.
         compile_s, _, _, _ = timed_fit(X, y, gates, 1e-4, 1)
         out[name] = dict(P=P, compile_plus_one_step_s=compile_s,
-                         product_pair_s=product_pair_seconds(X, y, gates))
+                         product_pair_s=product_pair_seconds(X, y, gates),
+                         square_matmul_s=square_matmul_seconds(dtype))
         log(f"\n[3] {name}: one A^T r and one A W (the products of a FISTA step, fit's program): "
-            f"{1e3 * out[name]['product_pair_s']:.3f} ms")
+            f"{1e3 * out[name]['product_pair_s']:.3f} ms; a 1000 x 1000 x 1000 matmul: "
+            f"{1e3 * out[name]['square_matmul_s']:.3f} ms")
         for tol in (1e-4, 1e-6):
             log(f"\n[3] n={n}, d={d}, P={P}, {name}, tol={tol:g}, max_steps={max_steps}")
             times, conv_warnings, other_warnings = [], [], []
@@ -462,6 +473,12 @@ def summary(results):
             f"{1e3 * p['float64']['product_pair_s']:.3f} ms: ratio "
             f"{p['float64']['product_pair_s'] / p['float32']['product_pair_s']:.2f}, the most "
             "float32 gains at equal steps")
+        if "square_matmul_s" in p["float32"]:
+            add(f"    a 1000 x 1000 x 1000 matmul: float32 "
+                f"{1e3 * p['float32']['square_matmul_s']:.3f} ms, float64 "
+                f"{1e3 * p['float64']['square_matmul_s']:.3f} ms: ratio "
+                f"{p['float64']['square_matmul_s'] / p['float32']['square_matmul_s']:.2f} "
+                "(this machine's float32 gain where matmuls run nearest their peak)")
         add("-" * 100)
     t = results["targets"]
     add("targets")
