@@ -21,9 +21,9 @@ lane; the queue also runs the Newton polish one lane at a time, where a batched 
 that one lane needs runs for every lane (``python benchmarks/path.py
 --size 2000,20,200 --num-lams 16 --float64 --tol 1e-6 --lanes 4``, 2 cores: the vmapped
 path took 6.66 s batched and 2.30 s queued, against 1.71 s for a loop of ``fit``). The
-other ReLU solvers solve the sorted ``lams`` in blocks of ``K``, one vmapped solve per
-block, one block after the other (one lane: a ``lax.scan`` of single solves, for every
-solver).
+other solvers (AL, ADMM, the interior point; a gated-ReLU ``WorkingSet``) solve the
+sorted ``lams`` in blocks of ``K``, one vmapped solve per block, one block after the
+other (one lane: a ``lax.scan`` of single solves, for every solver).
 
 The solve is the one ``fit`` runs; ``lams`` is a traced argument, so a second path of
 the same shapes does not recompile. :func:`cvxnn_jax.fit_path_sharded` splits the path
@@ -210,9 +210,11 @@ def fit_path(
       solve stops takes the next ``lam`` at once (with ``warm_start=True`` starting from
       the current weights at the smallest ``lam`` taken so far, solved or still being
       solved in another lane), so no lane waits for a slower one while the lanes'
-      matmuls are still batched. Each cold lane follows ``fit``'s steps exactly. The other ReLU solvers solve the sorted ``lams`` in blocks of
-      ``lanes``, one vmapped solve per block (with ``warm_start=True`` each block starts
-      from the solution at the previous block's smallest ``lam``).
+      matmuls are still batched. Each cold lane follows ``fit``'s steps exactly. The
+      other solvers (AL, ADMM, the interior point; a gated-ReLU ``WorkingSet``) solve
+      the sorted ``lams`` in blocks of ``lanes``, one vmapped solve per block (with
+      ``warm_start=True`` each block starts from the solution at the previous block's
+      smallest ``lam``).
 
     **Returns:** a :class:`Solution` whose every field has a leading axis of length
     ``L``, in the order of ``lams``: ``solution.objective[k]`` is the objective at
