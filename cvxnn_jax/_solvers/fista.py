@@ -162,10 +162,13 @@ class FISTA(eqx.Module):
         lipschitz = program.smoothness() * sigma2
         return 1.0 / jnp.maximum(lipschitz, jnp.finfo(x0.dtype).tiny)
 
-    def init(self, program, x0) -> FISTAState:
+    def init(self, program, x0, step_size=None) -> FISTAState:
+        """The state at ``x0``; the first step size is ``step_size`` if given (the line
+        search corrects it), else ``1 / L`` from the power method."""
         dtype = x0.dtype
         z0 = program.forward(x0)
-        step = self.initial_step_size(program, x0)
+        step = (self.initial_step_size(program, x0) if step_size is None
+                else jnp.asarray(step_size, dtype))
         history = max(self.extrapolation, 1) + 1
         return FISTAState(
             x=x0,
@@ -351,9 +354,9 @@ class FISTA(eqx.Module):
         return (~self.terminate(state, tol) & (state.num_steps < max_steps)
                 & (state.result == RESULTS.successful))
 
-    def start(self, program, x0, tol: Array) -> "FISTALane":
+    def start(self, program, x0, tol: Array, step_size=None) -> "FISTALane":
         """A solve from ``x0``, certified once (it may stop at once)."""
-        state = self.certify(program, self.init(program, x0))
+        state = self.certify(program, self.init(program, x0, step_size))
         return FISTALane(state, jnp.maximum(tol, jnp.asarray(self.polish_gap, tol.dtype)),
                          jnp.zeros((), jnp.int32))
 
@@ -447,19 +450,21 @@ def _extrapolates_z(program) -> bool:
 
 @full_precision
 def fista_solve(
-    program, x0, tol, max_steps, solver: FISTA = FISTA()
+    program, x0, tol, max_steps, solver: FISTA = FISTA(), step_size=None
 ) -> FISTAState:
     """Run FISTA from ``x0`` until the relative gap is ``<= tol`` or ``max_steps``.
 
     Pure and jit/vmap-compatible: ``tol`` and ``max_steps`` may be traced. The returned
     state carries ``objective``, ``gap`` (evaluated at the returned ``x``), the number
-    of steps and the :class:`RESULTS` status.
+    of steps and the :class:`RESULTS` status. ``step_size`` (optional, may be traced)
+    replaces the power method's first step size: a solve of a nearby program passes
+    its last one.
     """
     tol = jnp.asarray(tol, x0.dtype)
     max_steps = jnp.asarray(max_steps, jnp.int32)
     lane = jax.lax.while_loop(lambda c: solver.keep_going(c.state, tol, max_steps),
                               lambda c: solver.advance(program, c, tol, max_steps),
-                              solver.start(program, x0, tol))
+                              solver.start(program, x0, tol, step_size))
     return solver.finish(lane.state, tol)
 
 
