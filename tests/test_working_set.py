@@ -101,6 +101,20 @@ def test_working_set_in_jit_and_on_paths():
         np.testing.assert_allclose(np.asarray(path.objective), expected, rtol=1e-7)
 
 
+def test_a_path_reports_the_lambdas_whose_optimum_overflows_the_working_set():
+    X, y = _planted()
+    gates = cn.sample_gates(jax.random.PRNGKey(1), X, NUM_GATES)
+    lams = np.array([1e-1, 3e-1, 2e-1])  # 18, 8 and 12 non-zero gates at the optimum
+    with pytest.warns(cn.ConvergenceWarning, match="1 of 3 lambdas"):
+        path = cn.fit_path(X, y, lams, gates=gates, tol=1e-8, max_steps=50_000,
+                           solver=cn.WorkingSet(capacity=12), warm_start=True)
+    assert np.asarray(path.converged).tolist() == [False, True, True]
+    assert int(path.result._value[0]) == int(cn.RESULTS.working_set_full._value)
+    expected = [float(cn.fit(X, y, lam, gates=gates, tol=1e-8, max_steps=50_000).objective)
+                for lam in lams[1:]]
+    np.testing.assert_allclose(np.asarray(path.objective)[1:], expected, rtol=1e-7)
+
+
 def test_working_set_arguments_are_checked():
     with pytest.raises(ValueError, match="capacity"):
         cn.WorkingSet(capacity=0)
