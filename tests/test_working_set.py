@@ -120,6 +120,7 @@ def test_working_set_arguments_are_checked():
         cn.WorkingSet(capacity=0)
     with pytest.raises(TypeError, match="capacity"):
         cn.WorkingSet(capacity=2.5)
+    assert cn.WorkingSet(capacity=np.int64(8)).capacity == 8  # static, hashable
     with pytest.raises(ValueError, match="inner_factor"):
         cn.WorkingSet(capacity=8, inner_factor=1.0)
     with pytest.raises(TypeError, match="fista"):

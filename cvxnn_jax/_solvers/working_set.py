@@ -30,6 +30,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from .._programs.gated_relu import GatedReLUProgram
@@ -54,14 +55,16 @@ class WorkingSet(eqx.Module):
       gate outside the set sets the dual scale (in (0, 1)).
     """
 
-    capacity: int = eqx.field(static=True)
+    # A NumPy scalar becomes its Python value (so a NumPy int is as good as an int).
+    capacity: int = eqx.field(static=True, converter=lambda c: (
+        c.item() if isinstance(c, np.generic) else c))
     fista: FISTA = FISTA()
     max_rounds: int = eqx.field(static=True, default=30)
     inner_factor: float = eqx.field(static=True, default=0.3)
 
     def __check_init__(self):
         if isinstance(self.capacity, bool) or not isinstance(self.capacity, int):
-            raise TypeError(f"capacity must be a Python int >= 1, got "
+            raise TypeError(f"capacity must be an int >= 1, got "
                             f"{type(self.capacity).__name__}")
         if self.capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {self.capacity}")
