@@ -156,7 +156,7 @@ def run(n, d, num_gates, repeats, lanes):
                            loop_over_path=out["loop of fit"]["median_s"] / m["median_s"],
                            lane_steps=lane_steps(m["num_steps"], k))
                 for k in lanes for name, m in out.items()
-                 if name in (f"lanes={k}", f"lanes={k}, warm")},
+                if name in (f"lanes={k}", f"lanes={k}, warm")},
         # The batched loop runs every lane for as many steps as the slowest lambda needs.
         vmapped_lane_steps=NUM_LAMS * int(max(out["vmapped path"]["num_steps"])),
         loop_steps=int(loop_steps.sum()),

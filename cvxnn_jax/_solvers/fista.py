@@ -273,8 +273,10 @@ class FISTA(eqx.Module):
         )
 
     # ------------------------------------------------------------ certificate
-    def _extrapolated(self, rho_history, At_rho_history):
-        """Anderson extrapolation of the dual directions (celer's dual extrapolation)."""
+    def extrapolated_dual(self, rho_history, At_rho_history, num_checks):
+        """Anderson extrapolation of the dual directions at the last checks (celer's dual
+        extrapolation): ``(rho, A^T rho, usable)``, usable once the history is full
+        (``num_checks`` checks) and the coefficients finite."""
         U = jnp.diff(rho_history, axis=0).reshape(rho_history.shape[0] - 1, -1)  # (K, n)
         gram = U @ U.T
         K = gram.shape[0]
@@ -283,7 +285,7 @@ class FISTA(eqx.Module):
         c = c / jnp.sum(c)
         rho = jnp.tensordot(c, rho_history[1:], axes=1)
         At_rho = jnp.tensordot(c, At_rho_history[1:], axes=1)
-        usable = jnp.all(jnp.isfinite(c))
+        usable = jnp.all(jnp.isfinite(c)) & (num_checks >= rho_history.shape[0])
         return rho, At_rho, usable
 
     def certify(self, program, state: FISTAState) -> FISTAState:
@@ -305,10 +307,11 @@ class FISTA(eqx.Module):
         At_rho_history = jnp.concatenate([state.At_rho_history[1:], At_rho[None]])
         num_checks = state.num_checks + 1
         if self.extrapolation >= 2:
-            rho_e, At_rho_e, usable = self._extrapolated(rho_history, At_rho_history)
+            rho_e, At_rho_e, usable = self.extrapolated_dual(rho_history, At_rho_history,
+                                                             num_checks)
             gap_e, dual_e = program.certificate_with_state(x, z, rho_e, At_rho_e,
                                                            state.prox_state)
-            usable = usable & (num_checks >= rho_history.shape[0]) & jnp.isfinite(gap_e)
+            usable = usable & jnp.isfinite(gap_e)
             gap = jnp.where(usable, jnp.minimum(gap, gap_e), gap)
             best_dual = jnp.where(usable & jnp.isfinite(dual_e),
                                   jnp.maximum(best_dual, dual_e), best_dual)
@@ -482,8 +485,8 @@ def fista_queue(program_at, lams, x0, tol, max_steps, lanes: int, warm_start: bo
     ``lams`` so far, stored or still running (pass ``lams`` sorted largest first: then
     that is the nearest larger ``lam``). Starting, stopping and Newton polish are done
     one lane at a time, outside the vmapped block: under ``vmap`` a branch taken by one
-    lane would run for every lane. Each solve follows ``fista_solve``'s steps exactly (from the same
-    start, up to the round-off of batched products).
+    lane would run for every lane. Each solve follows ``fista_solve``'s steps exactly
+    (from the same start, up to the round-off of batched products).
 
     **Arguments:** ``program_at``: ``lam -> program``, traceable (e.g. ``eqx.tree_at``
     on a program's ``lam``); ``lams``: ``(L,)``; ``x0``: the start of a cold solve (the

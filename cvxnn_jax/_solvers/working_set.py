@@ -169,8 +169,9 @@ def working_set_solve(program: GatedReLUProgram, x0, tol, max_steps,
         # the extrapolation of the restricted solve's last ones.
         extra = no_rhos
         if fista.extrapolation >= 2:
-            rho_e, _, ok = fista._extrapolated(inner.rho_history, inner.At_rho_history)
-            extra = (rho_e[None], (ok & (inner.num_checks >= inner.rho_history.shape[0]))[None])
+            rho_e, _, usable = fista.extrapolated_dual(inner.rho_history, inner.At_rho_history,
+                                                       inner.num_checks)
+            extra = (rho_e[None], usable[None])
         objective, gap, dual, scores = _full_certificate(program, x, *extra)
         best_dual = jnp.maximum(state.best_dual, dual)
         gap = jnp.minimum(gap, jnp.maximum(objective - best_dual, 0.0))
