@@ -84,7 +84,7 @@ class WorkingSetState(NamedTuple):
     selected: Array  # (capacity,) the gates of the next round, ascending
     settled: Array  # no gate outside the last round's sets the dual scale
     inner_tol: Array  # the last restricted solve's tolerance
-    step_size: Array  # the last restricted solve's step size (nan before the first)
+    step_size: Array  # the next restricted solve's first step size
     num_rounds: Array
     num_steps: Array  # FISTA steps (and polish products) of every restricted solve
     objective: Array
@@ -142,10 +142,13 @@ def working_set_solve(program: GatedReLUProgram, x0, tol, max_steps,
         priority = jnp.where(safe_norm(x, axis=0) > 0, jnp.inf, scores)
         return jnp.sort(jax.lax.top_k(priority, capacity)[1]).astype(jnp.int32)
 
+    def restrict(selected):
+        return GatedReLUProgram.build(program.X, program.masks[:, selected], program.y,
+                                      program.lam, program.loss)
+
     def one_round(state: WorkingSetState) -> WorkingSetState:
         selected = state.selected
-        restricted = GatedReLUProgram.build(program.X, program.masks[:, selected], program.y,
-                                            program.lam, program.loss)
+        restricted = restrict(selected)
         relative_gap = state.gap / jnp.maximum(jnp.abs(state.objective), jnp.finfo(dtype).tiny)
         # Never looser than the last round's: where the gap stays put (a gate outside
         # binds) the rounds still tighten, so a full working set is told from a loose
@@ -155,14 +158,8 @@ def working_set_solve(program: GatedReLUProgram, x0, tol, max_steps,
         inner_tol = solver.inner_factor * jnp.where(
             state.settled, tol,
             jnp.maximum(tol, jnp.minimum(jnp.minimum(relative_gap, 1.0), state.inner_tol)))
-        # The first round's step size comes from the power method; later rounds start
-        # from the last accepted one (the line search corrects it for the new gates).
-        x_restricted = state.x[:, selected]
-        step_size = jax.lax.cond(jnp.isnan(state.step_size),
-                                 lambda: fista.initial_step_size(restricted, x_restricted),
-                                 lambda: state.step_size)
-        inner = fista_solve(restricted, x_restricted, inner_tol, max_steps - state.num_steps,
-                            fista, step_size=step_size)
+        inner = fista_solve(restricted, state.x[:, selected], inner_tol,
+                            max_steps - state.num_steps, fista, step_size=state.step_size)
         x = jnp.zeros_like(state.x).at[:, selected].set(inner.x)
         # The restricted solve's dual directions serve the full program once scaled to
         # feasibility on every gate: x's own residual and, as in FISTA's certificate,
@@ -198,9 +195,14 @@ def working_set_solve(program: GatedReLUProgram, x0, tol, max_steps,
                                num_rounds=num_rounds, num_steps=state.num_steps + inner.num_steps,
                                objective=objective, gap=gap, best_dual=best_dual, result=result)
 
+    # The first round's step size comes from the power method, once, before the loop
+    # (inside it, under vmap, a cond on the round would run it every round); later rounds
+    # start from the last accepted one (the line search corrects it for the new gates).
+    selected = select(x0, scores)
+    step_size = fista.initial_step_size(restrict(selected), x0[:, selected])
     state = WorkingSetState(
-        x=x0, scores=scores, selected=select(x0, scores), settled=jnp.asarray(False),
-        inner_tol=jnp.full((), jnp.inf, dtype), step_size=jnp.full((), jnp.nan, dtype),
+        x=x0, scores=scores, selected=selected, settled=jnp.asarray(False),
+        inner_tol=jnp.full((), jnp.inf, dtype), step_size=step_size,
         num_rounds=jnp.zeros((), jnp.int32),
         num_steps=jnp.zeros((), jnp.int32), objective=objective, gap=gap,
         best_dual=dual, result=RESULTS.successful)
