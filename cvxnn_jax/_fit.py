@@ -269,8 +269,8 @@ def default_relu_solver(n: int, d: int, num_patterns: int, dtype) -> eqx.Module:
     The interior point (:class:`InteriorPoint`) in float64 when its Newton systems fit
     in :func:`ipm_max_entries` entries (2 GiB on the CPU, a quarter of the memory of a
     GPU): it reaches a certified relative gap of 1e-6 in tens of iterations where the
-    first-order solvers take tens of thousands of steps (README, "The ReLU program's
-    solvers against CVXPY"). In float32 the interior point stalls about 10% above the
+    first-order solvers take tens of thousands of steps (``benchmarks/README.md``, "The
+    ReLU program's solvers against CVXPY"). In float32 the interior point stalls about 10% above the
     optimum (the condition of its late Newton systems exceeds 1 / eps). Otherwise ADMM
     (:class:`ADMM`) for ``n <= ADMM_MAX_SAMPLES`` (500) and the augmented Lagrangian
     (:class:`AugmentedLagrangian`, whose memory is that of a few ``(n, 2P)`` and
