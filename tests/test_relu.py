@@ -473,3 +473,23 @@ def test_face_polish_stays_feasible_and_reaches_the_optimum_from_late_fista_iter
                       max_steps=20_000)
     assert bool(solution.converged)
     np.testing.assert_allclose(float(solution.objective), optimum, rtol=1e-7)
+
+
+def test_al_lower_bound_is_below_the_optimum_with_dual_extrapolation():
+    # AL's Lagrangian-relaxation bound comes from FISTA, whose dual extrapolation passes
+    # an affine combination of past dual directions. Until 2026-11-29 the relaxation's
+    # certificate took rho from the current predictions but the scaling from the
+    # extrapolated direction: here its "lower bound" was 2.0e-7 above the optimum
+    # (relative 6.8e-6) and the solve reported converged. Exact patterns, 1-D data.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((25, 1))
+    y = np.abs(x[:, 0]) + 0.3 * np.sin(3 * x[:, 0]) + 0.05 * rng.standard_normal(25)
+    lam = 1e-2
+    optimum = cn.fit(x, y, lam, gates="exact", bias=True, model="relu", solver="ipm",
+                     tol=1e-10)
+    assert bool(optimum.converged)
+    best = float(cn.nonconvex_objective(optimum.network, x, y, lam))
+    sol = cn.fit(x, y, lam, gates="exact", bias=True, model="relu", solver="al")
+    assert bool(sol.converged)
+    assert float(sol.dual_objective) <= best * (1 + 1e-12)
+    assert float(sol.objective) - best <= 1e-6 * best

@@ -110,9 +110,20 @@ class LagrangianRelaxation(_ColumnProgram):
         return self.relu.loss.smoothness(n) * jnp.max(jnp.sum(self.coefficients**2, axis=1))
 
     def certificate(self, W, Z, R, At_R):
-        # rho from the predictions; At_R = X^T (C rho + S2 gamma) gives the scaling. The
-        # dual value is then a lower bound on g(s gamma), hence on the ReLU optimum.
-        rho = -self.relu.loss.grad(self.predictions(Z), self.relu.y)
+        # R = C rho + S2 gamma and At_R = X^T R (which sets the scaling) belong to one
+        # rho, and the dual value must be taken at that rho: FISTA's dual extrapolation
+        # passes an affine combination of past directions, not -grad L at Z. Taking
+        # rho from Z with the extrapolated At_R gave a "lower bound" 2e-7 above the
+        # optimum (1-D data, exact patterns). rho is read back from R row by row; a row
+        # whose coefficients are all zero has a fixed prediction (0), so its rho
+        # is -grad L there whatever the iterate.
+        C = self.coefficients
+        weight = jnp.sum(C * C, axis=1)
+        covered = weight > 0
+        from_R = jnp.sum(C * (R - self.signs * self.gamma), axis=1) / jnp.where(covered, weight,
+                                                                                 1.0)
+        rho_Z = -self.relu.loss.grad(self.predictions(Z), self.relu.y)
+        rho = jnp.where(covered, from_R, rho_Z)
         _, lower, _ = self.relu.certificate(W, rho, self.gamma, At=At_R)
         relaxed = self.smooth_value(Z) + self.regulariser(W)
         return relaxed - lower, lower
