@@ -167,6 +167,10 @@ def _solve_relu(X, y, gates, lam, tol, feasibility_tol, max_steps, loss: Loss, s
 
 
 def _resolve_gates(gates, X, key):
+    # fit takes growth before it gets here; every other entry point sees it here.
+    if isinstance(gates, Grow) or (isinstance(gates, str) and gates == "grow"):
+        raise ValueError("gates='grow' (pattern growth) is only supported by cvxnn_jax.fit: "
+                         "grow with fit, then pass its solution's gates (sol.gates)")
     if isinstance(gates, str):
         if gates != "exact":
             raise ValueError(f"gates must be an int, an array, 'exact', 'grow' or a cvxnn_jax.Grow, "

@@ -14,7 +14,7 @@ import numpy as np
 from jax import Array
 
 from ._precision import full_precision
-from ._losses import Loss, get_loss
+from ._losses import LogisticLoss, Loss, get_loss
 from ._prox import safe_norm
 from ._validation import check_lam, check_targets, is_concrete
 
@@ -55,8 +55,28 @@ class _TwoLayerNetwork(eqx.Module):
     so that each keeps its own positional field order.
     """
 
+    @property
+    def num_features(self) -> int:
+        """``d``, the features of one example (without the bias column)."""
+        self.check_single()
+        return self.W1.shape[0] - self.bias
+
+    def check_single(self) -> None:
+        """A ValueError if this holds a stack of networks (``fit_path``'s, one per
+        lambda): its calls would read the stack's axis as the features."""
+        if self.W1.ndim != 2:
+            raise ValueError(
+                f"this {type(self).__name__} holds {self.W1.shape[0]} networks along a "
+                "leading axis (a path's solution, one per lambda): take one with "
+                "jax.tree.map(lambda a: a[i], network), or jax.vmap over them")
+
     def predict(self, X: Array) -> Array:
         """Predictions for a batch ``X`` of shape ``(n, d)``: shape ``(n,)``."""
+        d = self.num_features
+        X = jnp.asarray(X)
+        if X.ndim != 2 and not (X.ndim == 1 and d == 1):
+            raise ValueError(f"X must be a batch of shape (n, {d}) for predict, got shape "
+                             f"{X.shape}; call network(x) for one example")
         return jax.vmap(self)(X)
 
     def weight_decay(self) -> Array:
@@ -88,7 +108,7 @@ class GatedReLUNetwork(_TwoLayerNetwork):
     bias: bool = eqx.field(static=True, default=False)
 
     def __call__(self, x: Array) -> Array:
-        x = one_example(x, self.gates.shape[0] - self.bias, self.W1.dtype, self.bias)
+        x = one_example(x, self.num_features, self.W1.dtype, self.bias)
         active = (x @ self.gates >= 0).astype(x.dtype)
         return jnp.sum(active * (x @ self.W1) * self.w2)
 
@@ -117,7 +137,7 @@ class ReLUNetwork(_TwoLayerNetwork):
     bias: bool = eqx.field(static=True, default=False)
 
     def __call__(self, x: Array) -> Array:
-        x = one_example(x, self.W1.shape[0] - self.bias, self.W1.dtype, self.bias)
+        x = one_example(x, self.num_features, self.W1.dtype, self.bias)
         t = x @ self.W1
         return jnp.sum(jnp.maximum(t, self.slope * t) * self.w2)
 
@@ -162,8 +182,9 @@ def nonconvex_objective(network, X, y, lam, loss: str | Loss = "squared") -> Arr
                          f"{X.shape}")
     # Checked before the network runs, in X's float type; cast to the predictions' below.
     dtype = jnp.result_type(X.dtype, jnp.float32)
-    y = check_targets(y, X.shape[0], dtype, binary_labels=False)
+    loss = get_loss(loss)
+    y = check_targets(y, X.shape[0], dtype, binary_labels=isinstance(loss, LogisticLoss))
     lam = check_lam(lam, dtype)
     predictions = jax.vmap(network)(X)
-    return get_loss(loss).value(predictions, y.astype(predictions.dtype)) + lam * (
+    return loss.value(predictions, y.astype(predictions.dtype)) + lam * (
         network.weight_decay())

@@ -15,7 +15,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from ._precision import full_precision
-from ._validation import check_data_matrix, is_concrete
+from ._validation import check_data_matrix, check_key, is_concrete
 
 
 def add_bias_column(X: ArrayLike) -> Array:
@@ -72,6 +72,7 @@ def sample_gates(key: Array, X: ArrayLike, num_gates: int) -> Array:
         raise TypeError(f"num_gates must be an int, got {type(num_gates).__name__}")
     if num_gates < 1:
         raise ValueError(f"num_gates must be >= 1, got {num_gates}")
+    check_key(key)
     # Inside jit (even of constants) X arrives here traced, and so does a traced key.
     if not (is_concrete(X) and is_concrete(key)):
         raise TypeError(

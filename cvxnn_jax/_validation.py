@@ -30,6 +30,10 @@ def _as_float_array(x, name: str) -> Array:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
+    elif jnp.finfo(arr.dtype).bits < 32:
+        # float16 / bfloat16: the solvers' linear algebra (Cholesky, LAPACK) and their
+        # certificates need at least float32.
+        arr = arr.astype(jnp.float32)
     return arr
 
 
@@ -70,6 +74,18 @@ def check_targets(y, n: int, dtype, *, binary_labels: bool, name: str = "y") -> 
     return y.astype(dtype)
 
 
+def check_key(key, name: str = "key") -> None:
+    """``key`` is a ``jax.random`` key: a typed key (``jax.random.key``) or a raw
+    ``uint32`` key array (``jax.random.PRNGKey``), not a seed."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return
+    if dtype is None or dtype != np.uint32 or getattr(key, "ndim", 0) < 1:
+        shown = repr(key) if isinstance(key, (int, float, np.number)) else type(key).__name__
+        raise TypeError(f"{name} must be a jax.random key (jax.random.PRNGKey(seed) or "
+                        f"jax.random.key(seed)), got {shown}")
+
+
 def check_lam(lam, dtype, name: str = "lam") -> Array:
     """``lam`` as a scalar array of ``dtype``, finite and >= 0."""
     lam = _as_float_array(lam, name)
@@ -88,6 +104,8 @@ def check_positive_scalar(value, name: str, *, allow_zero: bool = False,
                           integer: bool = False) -> None:
     """A concrete number > 0 (or >= 0); a whole number if ``integer`` (a count such as
     ``max_steps`` would otherwise be truncated without a word)."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
     if not is_concrete(value):
         return
     v = float(value)
@@ -96,6 +114,9 @@ def check_positive_scalar(value, name: str, *, allow_zero: bool = False,
         raise ValueError(f"{name} must be finite and {bound}, got {v}")
     if integer and (isinstance(value, bool) or not v.is_integer()):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if integer and v > np.iinfo(np.int32).max:
+        # Counts are int32 inside the solvers' loops.
+        raise ValueError(f"{name} must be at most 2**31 - 1, got {value!r}")
 
 
 def check_gates(gates, d: int, dtype, name: str = "gates") -> Array:

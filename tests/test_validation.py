@@ -44,6 +44,9 @@ def _with(array, index, value):
         (dict(max_steps=0), ValueError, "max_steps must be"),
         (dict(max_steps=100.5), TypeError, "max_steps must be a whole number"),
         (dict(bias=1), TypeError, "bias must be a bool"),
+        (dict(tol=None), TypeError, "tol must be a number"),
+        (dict(max_steps=10**12), ValueError, r"max_steps must be at most 2\*\*31 - 1"),
+        (dict(gates=5, key=1), TypeError, "key must be a jax.random key"),
     ],
 )
 def test_fit_rejects_bad_input(kwargs, error, match):
@@ -61,6 +64,35 @@ def test_logistic_accepts_pm_one_labels():
 def test_sample_gates_rejects_bad_num_gates(num_gates, error):
     with pytest.raises(error, match="num_gates"):
         cn.sample_gates(jax.random.PRNGKey(0), X, num_gates)
+
+
+def test_sample_gates_rejects_a_seed_for_a_key():
+    with pytest.raises(TypeError, match="key must be a jax.random key"):
+        cn.sample_gates(0, X, 5)
+    # Both kinds of key are taken.
+    assert cn.sample_gates(jax.random.key(0), X, 5).shape[0] == 3
+
+
+def test_half_precision_data_is_solved_in_float32():
+    solution = cn.fit(X.astype(np.float16), y, 1e-2, gates=gates, tol=1e-3)
+    assert solution.objective.dtype == np.float32 and bool(solution.converged)
+
+
+def test_growth_outside_fit_is_refused_clearly():
+    with pytest.raises(ValueError, match="only supported by cvxnn_jax.fit"):
+        cn.fit_path(X, y, np.array([1e-2, 1e-3]), gates="grow")
+
+
+def test_a_path_of_networks_says_so():
+    # fit_path's network holds one network per lambda; called as one it used to read the
+    # lambdas' axis as the features ("x must be one example of shape (2,)").
+    path = cn.fit_path(X, y, np.array([1e-2, 1e-3]), gates=gates)
+    with pytest.raises(ValueError, match="holds 2 networks along a leading axis"):
+        path.network.predict(X)
+    first = jax.tree.map(lambda a: a[0], path.network)
+    np.testing.assert_allclose(first.predict(X), jax.vmap(first)(X), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"X must be a batch of shape \(n, 3\)"):
+        first.predict(X[0])
 
 
 def test_sample_gates_rejects_bad_data():
@@ -106,3 +138,7 @@ def test_nonconvex_objective_checks_y_and_lam():
         cn.nonconvex_objective(network, X, y, -1e-2)
     with pytest.raises(ValueError, match=r"x must be one example of shape \(3,\)"):
         cn.nonconvex_objective(network, X[:, :2], y, 1e-2)
+    # The logistic loss wants labels in {-1, +1}, as fit does ({0, 1} gave a number).
+    with pytest.raises(ValueError, match=r"y must hold labels in \{-1, \+1\}"):
+        cn.nonconvex_objective(network, X, (labels + 1) / 2, 1e-2, loss="logistic")
+    assert np.isfinite(float(cn.nonconvex_objective(network, X, labels, 1e-2, loss="logistic")))
