@@ -1,6 +1,8 @@
 """The cone-constrained ReLU program: AL, ADMM and projected FISTA against CVXPY, closed form, recovery,
 cone decomposition and exact patterns."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -493,3 +495,47 @@ def test_al_lower_bound_is_below_the_optimum_with_dual_extrapolation():
     assert bool(sol.converged)
     assert float(sol.dual_objective) <= best * (1 + 1e-12)
     assert float(sol.objective) - best <= 1e-6 * best
+
+
+@pytest.mark.parametrize("shape,duplicate", [((20, 50), False), ((60, 6), True)],
+                         ids=["more_features_than_samples", "duplicated_feature"])
+def test_interior_point_on_data_of_deficient_rank(shape, duplicate):
+    # Until 2026-11-29 the interior point started along the raw gates, whose components
+    # in X's null space no prediction or cone holds: on these problems its iterates ran
+    # off (objectives of 1e11 to 1e13, uncertified). It now starts in X's row space.
+    n, d = shape
+    rng = np.random.default_rng(n + d)
+    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
+    if duplicate:
+        X[:, -1] = X[:, 0]
+    gates = cn.sample_gates(jax.random.PRNGKey(0), X, 20)
+    solution = cn.fit(X, y, 1e-2, gates=gates, model="relu", tol=1e-6)
+    assert bool(solution.converged)
+    reference, _, _ = cvxpy_relu(X, y, cn.gate_masks(X, gates), 1e-2)
+    np.testing.assert_allclose(float(solution.objective), reference, rtol=1e-6)
+    assert float(solution.objective) - float(solution.gap) <= reference * (1 + 1e-9)
+
+
+def test_interior_point_never_reports_a_point_worse_than_zero():
+    # On a few samples (n <= 5, d = 3) the interior point can end uncertified; it then
+    # says so and reports no point worse than W = 0, which lies in every cone (it once
+    # reported objectives up to 1e29 at n = 2).
+    certified = 0
+    for n in (1, 2, 3, 5):
+        for seed in range(3):
+            rng = np.random.default_rng(100 + seed)
+            X, y = rng.standard_normal((n, 3)), rng.standard_normal(n)
+            gates = cn.sample_gates(jax.random.PRNGKey(0), X, 8)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", cn.ConvergenceWarning)
+                solution = cn.fit(X, y, 1e-2, gates=gates, model="relu", solver="ipm")
+            zero = 0.5 * float(np.mean(y**2))
+            assert float(solution.objective) <= zero * (1 + 1e-12)
+            if bool(solution.converged):
+                certified += 1
+                reference, _, _ = cvxpy_relu(X, y, cn.gate_masks(X, gates), 1e-2)
+                np.testing.assert_allclose(float(solution.objective), reference, rtol=1e-6,
+                                           atol=1e-12)
+            else:
+                assert solution.result in (cn.RESULTS.stalled, cn.RESULTS.max_steps_reached)
+    assert certified >= 8
