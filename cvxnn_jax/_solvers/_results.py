@@ -22,8 +22,10 @@ class RESULTS(eqx.Enumeration):
     )
     working_set_full = (
         "the working set's gates stopped changing (or its rounds ran out) before the "
-        "certificate met the tolerance: the optimum needs more non-zero gates than "
-        "WorkingSet.capacity; raise capacity (or max_rounds), or use solver='fista'"
+        "certificate met the tolerance: the solve restricted to them used every one "
+        "while a gate outside them was still violated (the optimum needs more non-zero "
+        "gates than WorkingSet.capacity, or nearly as many); raise capacity (about twice "
+        "the non-zero gates expected) or max_rounds, or use solver='fista'"
     )
 
 

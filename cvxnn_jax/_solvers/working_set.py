@@ -20,7 +20,12 @@ It stops when the full gap is ``<= tol * objective``. Each restricted step costs
 ``capacity / P`` of a full one; each round adds one full ``A x`` and two ``A^T rho``.
 When the optimum needs more non-zero gates than ``capacity``, the selection stops
 changing before the certificate is met: the solve then stops with
-``RESULTS.working_set_full`` instead of looping (nothing fails silently).
+``RESULTS.working_set_full`` instead of looping (nothing fails silently). The same
+happens when ``capacity`` is only a little above the optimum's support: the program
+restricted to the set can use every gate in it (its optimum makes up for the gates
+left out), and non-zero gates are never swapped out (float32, 50 gates, an optimum with
+45: ``capacity`` 45 and 49 certified, 48 stopped full; ad hoc). Hence about twice the
+support.
 """
 
 from __future__ import annotations
