@@ -274,11 +274,11 @@ def default_relu_solver(n: int, d: int, num_patterns: int, dtype) -> eqx.Module:
     in :func:`ipm_max_entries` entries (2 GiB on the CPU, a quarter of the memory of a
     GPU): it reaches a certified relative gap of 1e-6 in tens of iterations where the
     first-order solvers take tens of thousands of steps (``benchmarks/README.md``, "The
-    ReLU program's solvers against CVXPY"). In float32 the interior point stalls about 10% above the
-    optimum (the condition of its late Newton systems exceeds 1 / eps). Otherwise ADMM
-    (:class:`ADMM`) for ``n <= ADMM_MAX_SAMPLES`` (500) and the augmented Lagrangian
-    (:class:`AugmentedLagrangian`, whose memory is that of a few ``(n, 2P)`` and
-    ``(d, 2P)`` arrays) above. Measured on 2 CPU cores (``python
+    ReLU program's solvers against CVXPY"). In float32 the interior point stalls about
+    10% above the optimum (the condition of its late Newton systems exceeds 1 / eps).
+    Otherwise ADMM (:class:`ADMM`) for ``n <= ADMM_MAX_SAMPLES`` (500) and the augmented
+    Lagrangian (:class:`AugmentedLagrangian`, whose memory is that of a few ``(n, 2P)``
+    and ``(d, 2P)`` arrays) above. Measured on 2 CPU cores (``python
     benchmarks/al_vs_admm.py``; d = 20, P = 200 or d = 5, P = 20): ADMM certified first at
     n = 100, 200 and 500 in float64 and float32, at tolerances 1e-3 and 1e-6 (n = 500,
     float32, 1e-3: 14 s against 31 s); from n = 1000 on AL did (n = 1000, float64: 99 s
